@@ -82,13 +82,19 @@ VerboseOpt = typer.Option(False, "-v", "--verbose", help="Debug logging on stder
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
 
 
-@app.callback()
-def _main(version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True)):
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from kgalign import __version__
 
         typer.echo(__version__)
         raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+):
+    """Multi-modal entity alignment between two knowledge graphs."""
 
 
 # ---------------------------------------------------------------- ingest / info
