@@ -42,7 +42,8 @@ _UNESC = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
 
 
 def escape(text: str) -> str:
-    if not any(c in text for c in "\\\t\n\r"):
+    # plain membership tests: this runs once per written field
+    if "\\" not in text and "\t" not in text and "\n" not in text and "\r" not in text:
         return text
     return "".join(_ESC.get(c, c) for c in text)
 

@@ -1,0 +1,240 @@
+"""``ingest``: read two graphs (from any mix of files and layouts) and their links
+into a :class:`~kgalign.data.store.Dataset`.
+
+Order of reading (it fixes the id order): the layouts in the order given, then
+per graph its RDF / relation TSV / OpenKE inputs, attribute TSVs, name TSVs and
+image TSVs. KG1 entity ids come first, then KG2 (see docs/dataset-format.md).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kgalign.data.builder import GraphBuilder, assemble
+from kgalign.data.layouts import Intake, import_mclea, import_mmkg, import_openea, import_openke, read_link_tsv
+from kgalign.data.links import resolve_links
+from kgalign.data.rdf import read_rdf
+from kgalign.data.sources import Problems, Source
+from kgalign.data.split import LEGACY_SEED, METHODS, legacy_split, random_split
+from kgalign.data.store import SPLITS, Dataset, write_dataset
+from kgalign.data.terms import (
+    DEFAULT_IMAGE_PREDICATES,
+    DEFAULT_NAME_PREDICATES,
+    SAME_AS,
+    name_from_iri,
+    plain_term,
+)
+from kgalign.data.tsv import read_attribute_triples, read_pairs, read_relation_triples
+from kgalign.errors import InputError
+
+log = logging.getLogger("kgalign.data")
+
+Input = str | Source  # a path / "-" / "FORMAT:PATH", or a ready Source (tar members, memory)
+
+
+@dataclass
+class GraphSpec:
+    """The inputs of one graph. Every list may be empty."""
+
+    files: list = field(default_factory=list)  # RDF, relation-triple TSV, or "openke:DIR"
+    attributes: list = field(default_factory=list)  # TSV entity, attribute, value
+    names: list = field(default_factory=list)  # TSV entity, name[, lang]
+    images: list = field(default_factory=list)  # TSV entity, URL or path
+    names_from_iri: bool = False  # entities without a name get their IRI's local part
+
+
+@dataclass
+class IngestOptions:
+    kg1: GraphSpec = field(default_factory=GraphSpec)
+    kg2: GraphSpec = field(default_factory=GraphSpec)
+    links: list = field(default_factory=list)  # TSV or RDF (owl:sameAs)
+    layouts: list = field(default_factory=list)  # [(kind, path)], kind in mclea | openea | mmkg
+    default_format: str | None = None
+    name_predicates: tuple = DEFAULT_NAME_PREDICATES
+    image_predicates: tuple = DEFAULT_IMAGE_PREDICATES
+    underscores_to_spaces: bool = False  # in name TSVs (Wikipedia-style names)
+    split: str | None = None  # random | legacy | given; None: given if split files were passed, else random
+    train_ratio: float = 0.2
+    valid_ratio: float = 0.1
+    test_ratio: float | None = None  # None: all the rest
+    seed: int = 0
+    legacy_valid: float = 0.0
+    train_links: list = field(default_factory=list)
+    valid_links: list = field(default_factory=list)
+    test_links: list = field(default_factory=list)
+    fold: int = 1  # OpenEA 721_5fold/K
+    mmkg_pair: str | None = None
+    mmkg_image_dir: str | None = None
+    lenient: bool = False
+
+
+def _source(item: Input, default_format: str | None) -> Source:
+    return item if isinstance(item, Source) else Source.from_arg(str(item), default_format)
+
+
+def _read_graph(kg: int, spec: GraphSpec, g: GraphBuilder, opts: IngestOptions, problems: Problems, intake: Intake) -> None:
+    for item in spec.files:
+        src = _source(item, opts.default_format)
+        fmt = src.detect_format()
+        if fmt == "openke":
+            import_openke(Path(src.label), g, kg, problems, intake)
+            continue
+        if fmt == "tsv":
+            for h, r, t in read_relation_triples(src, problems):
+                g.add_relation(h, r, t)
+        else:
+            g.add_statements(read_rdf(src, fmt, problems))
+        intake.used(src, "graph", kg, fmt)
+    for item in spec.attributes:
+        src = _source(item, "tsv")
+        for e, a, v, dt, lang in read_attribute_triples(src, problems):
+            if a in g.name_predicates:
+                g.add_name(e, v, lang)
+            elif a in g.image_predicates:
+                g.add_image(e, v, _base_dir(src))
+            else:
+                g.add_attribute(e, a, v, dt, lang, plain_numbers=True)
+        intake.used(src, "attribute_triples", kg, "tsv")
+    for item in spec.names:
+        src = _source(item, "tsv")
+        for _, f in read_pairs(src, problems, " (entity, name[, lang])", max_cols=3):
+            text = f[1].replace("_", " ") if opts.underscores_to_spaces else f[1]
+            g.add_name(plain_term(f[0].strip()), text.strip(), f[2].strip() if len(f) > 2 else "")
+        intake.used(src, "names", kg, "tsv")
+    for item in spec.images:
+        src = _source(item, "tsv")
+        for _, f in read_pairs(src, problems, " (entity, image URL or path)"):
+            g.add_image(plain_term(f[0].strip()), f[1].strip(), _base_dir(src))
+        intake.used(src, "images", kg, "tsv")
+    if spec.names_from_iri:
+        named = {e for e, _, _ in g.names}
+        added = 0
+        for term, i in list(g.ent.items()):
+            if i not in named and "://" in term:
+                text = name_from_iri(term)
+                if text:
+                    g.add_name(term, text, "")
+                    added += 1
+        intake.notes.setdefault("names_from_iri", {})[f"kg{kg}"] = added
+
+
+def _base_dir(src: Source) -> Path | None:
+    return None if src.opener is not None else Path(src.label).resolve().parent
+
+
+def _read_links(item: Input, opts: IngestOptions, problems: Problems, intake: Intake, role: str) -> list:
+    src = _source(item, "tsv")
+    fmt = src.detect_format()
+    if fmt == "tsv":
+        return read_link_tsv(src, problems, intake, role)
+    out, other = [], 0
+    for s, p, o, is_lit, *_ in read_rdf(src, fmt, problems):
+        if p in SAME_AS and not is_lit:
+            out.append((s, o, src.label, None))
+        else:
+            other += 1
+    if other:
+        problems.warn(f"{src.label}: ignored {other} statements that are not owl:sameAs links")
+    intake.used(src, role, None, fmt)
+    return out
+
+
+def ingest(opts: IngestOptions) -> tuple[Dataset, dict]:
+    """Read everything ``opts`` names; return the dataset (not yet written) and a report.
+
+    Raises InputError for bad input (strict mode), MissingResourceError for absent files.
+    """
+    problems = Problems(opts.lenient)
+    g1 = GraphBuilder(1, opts.name_predicates, opts.image_predicates)
+    g2 = GraphBuilder(2, opts.name_predicates, opts.image_predicates)
+    intake = Intake()
+    for kind, path in opts.layouts:
+        path = Path(path)
+        log.info("reading %s layout %s", kind, path)
+        if kind == "mclea":
+            import_mclea(path, g1, g2, problems, intake)
+        elif kind == "openea":
+            import_openea(path, g1, g2, problems, intake, fold=opts.fold)
+        elif kind == "mmkg":
+            import_mmkg(path, g1, g2, problems, intake, pair=opts.mmkg_pair,
+                        image_dir=Path(opts.mmkg_image_dir) if opts.mmkg_image_dir else None)
+        else:
+            raise InputError(f"unknown layout {kind!r}; choose mclea, openea or mmkg")
+    for kg, spec, g in ((1, opts.kg1, g1), (2, opts.kg2, g2)):
+        _read_graph(kg, spec, g, opts, problems, intake)
+    for item in opts.links:
+        intake.links.extend(_read_links(item, opts, problems, intake, "links"))
+    given = {"train": opts.train_links, "valid": opts.valid_links, "test": opts.test_links}
+    if any(given.values()):
+        intake.split_files = {}
+        for split, items in given.items():
+            for item in items:
+                intake.split_files.setdefault(split, []).extend(_read_links(item, opts, problems, intake, f"split:{split}"))
+    for kg, g in ((1, g1), (2, g2)):
+        if not g.ent:
+            raise InputError(f"KG{kg} is empty: no entities were read; give its files with --kg{kg} (or a --layout)")
+    method = opts.split or ("given" if any(given.values()) else "random")
+    if method not in METHODS:
+        raise InputError(f"unknown split {method!r}; choose one of {', '.join(METHODS)}")
+    if method == "given" and not intake.split_files:
+        raise InputError("--split given needs split files (--train-links/--valid-links/--test-links, or a layout that ships them)")
+    if method == "given" and not intake.links:
+        for split in ("train", "valid", "test"):
+            intake.links.extend(intake.split_files.get(split, []))
+    links, kept = resolve_links(intake.links, g1, g2, problems)
+    if len(links) == 0:
+        problems.warn("no reference links: the dataset can be aligned but not trained or evaluated")
+    split_info: dict = {"method": method}
+    if method == "random":
+        labels = random_split(len(kept), opts.train_ratio, opts.valid_ratio, opts.test_ratio, opts.seed)
+        split_info.update(train_ratio=opts.train_ratio, valid_ratio=opts.valid_ratio, test_ratio=opts.test_ratio, seed=opts.seed,
+                          rng="numpy.random.default_rng(seed).permutation")
+    elif method == "legacy":
+        labels = legacy_split([(a, b) for a, b, *_ in kept], opts.train_ratio, opts.legacy_valid, opts.seed)
+        split_info.update(train_ratio=opts.train_ratio, legacy_seed=LEGACY_SEED, legacy_valid=opts.legacy_valid,
+                          valid_seed=opts.seed, order="link file order",
+                          rng="numpy.random.RandomState(42).shuffle; valid: numpy.random.default_rng(valid_seed).choice")
+    else:
+        label_of: dict = {}
+        for split in ("train", "valid", "test"):
+            if split in intake.split_files:
+                _, sk = resolve_links(intake.split_files[split], g1, g2, problems, what=f"{split} links")
+                for a, b, *_ in sk:
+                    if (a, b) in label_of:
+                        raise InputError(f"link ({a}, {b}) is in both the {label_of[(a, b)]} and the {split} split files")
+                    label_of[(a, b)] = split
+        labels = [label_of.get((a, b), "unused") for a, b, *_ in kept]
+        missing = set(label_of) - {(a, b) for a, b, *_ in kept}
+        if missing:
+            problems.warn(f"{len(missing)} links of the split files are not among the reference links; they are left out")
+        split_info["files"] = sorted({lk[2] for v in intake.split_files.values() for lk in v})
+        if "openea_fold" in intake.notes:
+            split_info["openea_fold"] = intake.notes["openea_fold"]
+    split_info["counts"] = {s: labels.count(s) for s in SPLITS}
+    manifest = {
+        "sources": intake.sources,
+        "layouts": [{"kind": k, "path": os.path.abspath(p)} for k, p in opts.layouts],
+        "split": split_info,
+        "name_predicates": sorted(g1.name_predicates),
+        "image_predicates": sorted(g1.image_predicates),
+        "lenient": opts.lenient,
+        "problems": problems.summary(),
+    }
+    for key, value in intake.notes.items():
+        if key != "openea_fold":
+            manifest[key] = value
+    ds = assemble(g1, g2, links, labels, manifest)
+    report = {"warnings": problems.warnings, "skipped_lines": problems.total_skipped, "first_skipped": problems.examples}
+    return ds, report
+
+
+def ingest_to(opts: IngestOptions, out_dir: str | os.PathLike, overwrite: bool = False) -> tuple[Dataset, dict]:
+    """``ingest`` and write the dataset atomically to ``out_dir``."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already exists (use --force to replace it)")
+    ds, report = ingest(opts)
+    write_dataset(ds, out_dir, overwrite=overwrite)
+    return ds, report

@@ -1,0 +1,195 @@
+"""Opening user inputs: paths, ``-`` for stdin, tar members; compression; sha256.
+
+Every input is read once through :class:`HashingReader`, so the manifest's
+sha256 is the digest of the bytes as given (compressed files are hashed
+compressed) without a second pass.
+"""
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import lzma
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from kgalign.errors import InputError, MissingResourceError
+
+COMPRESSIONS = {".gz": "gz", ".bz2": "bz2", ".xz": "xz"}
+# file extension -> format name used throughout kgalign.data
+EXTENSIONS = {
+    ".nt": "nt", ".ntriples": "nt", ".nq": "nq", ".nquads": "nq", ".ttl": "ttl", ".turtle": "ttl",
+    ".trig": "trig", ".rdf": "xml", ".owl": "xml", ".xml": "xml", ".jsonld": "json-ld", ".json": "json-ld",
+    ".n3": "n3", ".tsv": "tsv", ".txt": "tsv", ".tab": "tsv",
+}
+RDF_FORMATS = ("nt", "nq", "ttl", "trig", "xml", "json-ld", "n3")
+FORMATS = RDF_FORMATS + ("tsv",)
+_MAGIC = {b"\x1f\x8b": "gz", b"BZh": "bz2", b"\xfd7zXZ": "xz"}
+
+
+class HashingReader(io.RawIOBase):
+    """A read-only binary stream that updates a sha256 with every byte read."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+        self.sha256 = hashlib.sha256()
+        self.nbytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self._raw.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.sha256.update(data)
+        self.nbytes += n
+        return n
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+@dataclass
+class Source:
+    """One input file. ``label`` is what messages and the manifest name it by."""
+
+    label: str
+    opener: Callable[[], BinaryIO] | None = None  # for tar members and in-memory inputs
+    format: str | None = None  # explicit format, else from the extension
+    info: dict = field(default_factory=dict)  # filled while reading: sha256, bytes
+
+    @classmethod
+    def from_arg(cls, arg: str, default_format: str | None = None) -> "Source":
+        """``PATH``, ``-`` (stdin) or ``FORMAT:PATH`` (e.g. ``tsv:edges.txt``)."""
+        fmt = None
+        head, sep, rest = arg.partition(":")
+        if sep and head.lower() in FORMATS + ("openke",):
+            fmt, arg = head.lower(), rest
+        if arg == "-":
+            return cls("-", opener=lambda: sys.stdin.buffer, format=fmt or default_format)
+        return cls(arg, format=fmt, info={"default_format": default_format} if default_format else {})
+
+    @property
+    def path(self) -> Path | None:
+        return None if self.opener is not None else Path(self.label)
+
+    def compression(self) -> str | None:
+        return COMPRESSIONS.get(Path(self.label).suffix.lower())
+
+    def detect_format(self) -> str:
+        if self.format:
+            return self.format
+        name = Path(self.label).name.lower()
+        for ext, comp in COMPRESSIONS.items():
+            if name.endswith(ext):
+                name = name[: -len(ext)]
+        suffix = Path(name).suffix
+        if suffix in EXTENSIONS:
+            return EXTENSIONS[suffix]
+        default = self.info.get("default_format")
+        if default:
+            return default
+        raise InputError(
+            f"cannot tell the format from the file name; name it with --format or a prefix like nt:{self.label}",
+            self.label,
+        )
+
+    def open(self) -> BinaryIO:
+        """Open for binary reading, decompressing by extension (or magic bytes for stdin)."""
+        if self.opener is not None:
+            raw = self.opener()
+        else:
+            p = Path(self.label)
+            if not p.exists():
+                raise MissingResourceError(f"{self.label}: no such file")
+            if p.is_dir():
+                raise InputError("is a directory, expected a file", self.label)
+            raw = open(p, "rb")
+        hashed = HashingReader(raw)
+        buffered = io.BufferedReader(hashed, buffer_size=1 << 20)
+        comp = self.compression()
+        if comp is None and self.opener is not None:
+            comp = next((c for m, c in _MAGIC.items() if buffered.peek(len(m))[: len(m)] == m), None)
+        self.info["_hash"] = hashed
+        if comp == "gz":
+            return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
+        if comp == "bz2":
+            return bz2.BZ2File(buffered, mode="rb")  # type: ignore[return-value]
+        if comp == "xz":
+            return lzma.LZMAFile(buffered, mode="rb")  # type: ignore[return-value]
+        return buffered
+
+    def finish(self) -> dict:
+        """After reading: record sha256 and size of the bytes as given."""
+        hashed = self.info.pop("_hash", None)
+        if hashed is not None:
+            self.info["sha256"] = hashed.sha256.hexdigest()
+            self.info["bytes"] = hashed.nbytes
+        return self.info
+
+    def manifest_entry(self, role: str, kg: int | None) -> dict:
+        entry = {"path": self.label if self.opener is not None else os.path.abspath(self.label), "role": role}
+        if kg is not None:
+            entry["kg"] = kg
+        for key in ("format", "sha256", "bytes", "lines", "records", "skipped"):
+            if key in self.info:
+                entry[key] = self.info[key]
+        return entry
+
+
+class Problems:
+    """Where bad input goes: raised at once (strict) or counted and skipped (lenient)."""
+
+    MAX_EXAMPLES = 5
+
+    def __init__(self, lenient: bool = False):
+        self.lenient = lenient
+        self.skipped: dict[str, int] = {}
+        self.examples: list[str] = []
+        self.warnings: list[str] = []
+
+    def bad(self, problem: str, path: str, line: int | None = None) -> None:
+        """Report one bad record. Strict: raise InputError. Lenient: count it."""
+        err = InputError(problem, path, line)
+        if not self.lenient:
+            raise err
+        self.skipped[path] = self.skipped.get(path, 0) + 1
+        if len(self.examples) < self.MAX_EXAMPLES:
+            self.examples.append(str(err))
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    @property
+    def total_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def summary(self) -> dict:
+        return {"skipped_lines": self.total_skipped, "skipped_by_file": dict(self.skipped),
+                "first_skipped": list(self.examples), "warnings": list(self.warnings)}
+
+
+def read_lines(src: Source, fh: BinaryIO, problems: Problems):
+    """Yield ``(lineno, text)`` for each line, without the line end (LF or CRLF).
+
+    A line that is not UTF-8 is bad input (raised, or skipped when lenient).
+    """
+    for lineno, raw in enumerate(fh, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.bad(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", src.label, lineno)
+            continue
+        if text.endswith("\n"):
+            text = text[:-1]
+        if text.endswith("\r"):
+            text = text[:-1]
+        yield lineno, text
