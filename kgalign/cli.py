@@ -252,7 +252,7 @@ def features_cmd(
     numeric_transform: str = typer.Option("quantile", "--numeric-transform", help="Per-attribute normalisation: quantile (default) or robust (median/IQR, clipped)."),
     name_model: Optional[str] = typer.Option(None, "--name-model", help="minilm (default, offline), use-multilingual (kgalign[multilingual]), clip (text tower of --weights), or a sentence-transformers model path/name."),
     name_from_iri: bool = typer.Option(False, "--name-from-iri", help="Entities without a name get their IRI's local name (Rebecca_Hall -> Rebecca Hall)."),
-    image_model: str = typer.Option("vgg16", "--image-model", help="vgg16 (fc7, 4096-d), clip, or none."),
+    image_model: str = typer.Option("vgg16", "--image-model", help="vgg16 (fc7, 4096-d; needs weights), clip (needs weights), pixels (weight-free thumbnail + colour histogram, 832-d), or none."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Image model weights: torchvision vgg16 state_dict (.pth/.safetensors) or a saved Hugging Face CLIP directory."),
     download: bool = typer.Option(False, "--download", help="Allow downloading the VGG-16 weights through torch.hub (connected machines only)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Image and image-vector cache (default $KGALIGN_CACHE_DIR or ~/.cache/kgalign)."),
@@ -292,8 +292,8 @@ def features_cmd(
 
     summary = run_guarded(build)
     for row in summary["features"]:
-        if row["feature"] == "image" and row["status"] == "skipped":
-            log.warning("image features skipped: %s", row["reason"])
+        if as_json and row["feature"] == "image" and row["status"] == "skipped":
+            log.warning("image features skipped: %s", row["reason"])  # the table shows it otherwise
     if as_json:
         emit_json(summary)
     else:

@@ -21,7 +21,7 @@ set -x
 kgalign ingest --force -o "$OUT/dataset" \
   --kg1 examples/kg1.ttl --kg2 examples/kg2.ttl --links examples/links.tsv --seed 0
 kgalign info "$OUT/dataset"
-kgalign features "$OUT/dataset" --allow-private-addresses --image-model none
+kgalign features "$OUT/dataset" --allow-private-addresses --image-model pixels --cache-dir "$OUT/cache"
 kgalign train "$OUT/dataset" --model noco --epochs "$EPOCHS" --device cpu -o "$OUT/run" --force
 kgalign evaluate "$OUT/run"
 kgalign align "$OUT/run" --strategy greedy --threshold 0.5 --review-threshold 0.3

