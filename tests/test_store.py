@@ -98,3 +98,17 @@ def test_corrupt_table_names_file_and_line(tmp_path):
     with pytest.raises(InputError) as err:
         load_dataset(tmp_path / "ds")
     assert "links.tsv:4" in str(err.value)
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "f.txt") as tmp:
+            tmp.write_text("x")
+        assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+        write_dataset(_small(), tmp_path / "ds")
+        assert (tmp_path / "ds").stat().st_mode & 0o777 == 0o755
+    finally:
+        os.umask(umask)

@@ -1,0 +1,96 @@
+"""torch.distributed support for runs launched with torchrun.
+
+Every rank holds the full graph and runs the full forward pass; each batch of
+training links is split across ranks (rank r takes links r, r+W, ...) and DDP
+averages the gradients. Evaluation and bootstrapping run identically on every
+rank (parameters are identical after each step), so decisions such as early
+stopping agree without communication; only rank 0 writes files.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_from_env() -> DistInfo:
+    """Read RANK / WORLD_SIZE / LOCAL_RANK as set by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    return DistInfo(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def init_process_group(info: DistInfo, device: torch.device) -> None:
+    import torch.distributed as dist
+
+    if info.enabled and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+
+
+def destroy_process_group(info: DistInfo) -> None:
+    import torch.distributed as dist
+
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True if ``flag`` is set on any rank (so all ranks stop at the same step)."""
+    if not info.enabled:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def shard_links(links: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """This rank's share of a batch: rows ``rank, rank + W, ...``."""
+    return links[info.rank :: info.world_size] if info.enabled else links
+
+
+class TrainStep(torch.nn.Module):
+    """``forward(links) = model.loss(model(), links)``.
+
+    DDP only synchronises parameters used inside its wrapped ``forward``; models use
+    some parameters only in ``loss()`` (e.g. uncertainty weights), so the whole
+    training step is the wrapped forward.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, links: torch.Tensor):
+        return self.model.loss(self.model(), links)
+
+
+def wrap_model(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
+    """A :class:`TrainStep` for ``model``, inside DDP when running distributed."""
+    model = TrainStep(model)
+    if not info.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    ids = [device.index] if device.type == "cuda" else None
+    # static_graph: the same parameters take part in every step, and any that never get a
+    # gradient (an unused branch) are handled without find_unused_parameters' per-step graph walk.
+    return DDP(model, device_ids=ids, static_graph=True)

@@ -1,0 +1,193 @@
+"""Training defaults and resolution of the full run configuration.
+
+The resolved config (saved as ``RUN/config.json``)::
+
+    {"dataset": "/abs/path", "modalities": [...] | null,
+     "model": {"name": "noco", <every constructor argument>},
+     "train": {epochs, batch_size, lr, weight_decay, betas, eps, warmup, schedule, grad_clip,
+               amp, seed, device, eval_every, patience, select_on, select_metric,
+               checkpoint_every},
+     "iterative": {enabled, start, step, reset_every, add_every, lr_factor, reload_best},
+     "eval": {csls_k}}
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+from kgalign.config import deep_merge, get_path
+from kgalign.errors import InputError
+
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 500,
+    "batch_size": 3500,
+    "lr": 5e-4,
+    "weight_decay": 1e-4,
+    "betas": [0.9, 0.999],
+    "eps": 1e-8,
+    "warmup": 0.15,
+    "schedule": "cosine",
+    "grad_clip": 1.0,
+    "amp": "auto",
+    "seed": 42,
+    "device": "auto",
+    "eval_every": 5,
+    "patience": 20,
+    "select_on": "valid",
+    "select_metric": "csls.l2r.mrr",
+    "checkpoint_every": 10,
+}
+ITERATIVE_DEFAULTS: dict[str, Any] = {
+    "enabled": False,
+    "start": None,  # resolved to epochs // 2
+    "step": 5,
+    "reset_every": 25,
+    "add_every": 50,
+    "lr_factor": 0.2,
+    "reload_best": True,
+}
+EVAL_DEFAULTS: dict[str, Any] = {"csls_k": 3}
+# Registry ``train_defaults`` key -> our ``train`` key (the reference runs' settings per model).
+_REGISTRY_TRAIN_KEYS = {"lr": "lr", "weight_decay": "weight_decay", "eps": "eps", "batch_size": "batch_size",
+                        "epochs": "epochs", "warmup_ratio": "warmup", "schedule": "schedule", "grad_clip": "grad_clip"}
+SCHEDULES = ("cosine", "constant")
+
+TOP_LEVEL = {"dataset", "modalities", "model", "train", "iterative", "eval"}
+# Keys that do not change what is computed: allowed to differ on --resume.
+HASH_EXCLUDE = ("train.device", "train.checkpoint_every")
+SELECT_ON = ("valid", "test", "last")
+AMP = ("auto", "off", "fp16", "bf16")
+
+
+def defaults() -> dict:
+    return {
+        "dataset": None,
+        "modalities": None,
+        "model": {},
+        "train": copy.deepcopy(TRAIN_DEFAULTS),
+        "iterative": copy.deepcopy(ITERATIVE_DEFAULTS),
+        "eval": copy.deepcopy(EVAL_DEFAULTS),
+    }
+
+
+def _model_spec(name: str):
+    from kgalign.models.registry import get_model
+
+    try:
+        return get_model(name)
+    except (KeyError, ValueError) as exc:
+        raise InputError(f"unknown model {name!r}: {exc}") from None
+
+
+def _accepted_kwargs(cls) -> set[str] | None:
+    """Constructor keyword names besides ``inputs``; None if it takes ``**kwargs``."""
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return {k for k in params if k not in ("self", "inputs")}
+
+
+def resolve_config(user: dict, dataset: str | os.PathLike | None = None, model: str | None = None) -> dict:
+    """Merge defaults, model defaults and ``user`` (already merged file < --set < flags).
+
+    ``dataset`` / ``model`` given here win over the same keys in ``user``.
+    """
+    user = copy.deepcopy(user)
+    unknown = set(user) - TOP_LEVEL
+    if unknown:
+        raise InputError(f"unknown config section(s) {sorted(unknown)}; known: {sorted(TOP_LEVEL)}")
+    if dataset is not None:
+        user["dataset"] = str(dataset)
+    if model is not None:
+        user.setdefault("model", {})["name"] = model
+    name = get_path(user, "model.name")
+    if not name:
+        raise InputError("no model given: use --model NAME (noco, meaformer, mclea) or model.name in the config file")
+    if not user.get("dataset"):
+        raise InputError("no dataset given")
+    name = str(name).lower()
+    spec = _model_spec(name)
+    base = defaults()
+    base["model"] = {"name": name, **copy.deepcopy(dict(spec.defaults))}
+    for src, dst in _REGISTRY_TRAIN_KEYS.items():
+        if src in (spec.train_defaults or {}):
+            value = spec.train_defaults[src]
+            base["train"][dst] = 0.0 if (dst == "grad_clip" and value is None) else value
+    user.setdefault("model", {})["name"] = name
+    for section in ("train", "iterative", "eval"):
+        extra = set(user.get(section) or {}) - set(base[section])
+        if extra:
+            raise InputError(f"unknown option(s) {sorted(f'{section}.{k}' for k in extra)}; known: {sorted(base[section])}")
+    accepted = _accepted_kwargs(spec.cls)
+    if accepted is not None:
+        extra = set(user.get("model") or {}) - accepted - {"name"}
+        if extra:
+            raise InputError(f"model {name!r} has no option(s) {sorted(extra)}; known: {sorted(accepted)}")
+    cfg = deep_merge(base, user)
+    cfg["dataset"] = str(Path(cfg["dataset"]).expanduser().resolve())
+    _validate(cfg)
+    it = cfg["iterative"]
+    if it["start"] is None:
+        it["start"] = cfg["train"]["epochs"] // 2
+    return cfg
+
+
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise InputError(f"{key}: {msg}")
+
+
+def _validate(cfg: dict) -> None:
+    t, it = cfg["train"], cfg["iterative"]
+    for key in ("epochs", "eval_every", "checkpoint_every", "seed"):
+        _check(isinstance(t[key], int) and not isinstance(t[key], bool), f"train.{key}", f"expected an integer, got {t[key]!r}")
+    for key in ("epochs", "eval_every", "checkpoint_every"):
+        _check(t[key] >= 1, f"train.{key}", f"must be >= 1, got {t[key]}")
+    bs = t["batch_size"]
+    _check(bs is None or (isinstance(bs, int) and not isinstance(bs, bool) and bs >= 1), "train.batch_size",
+           f"expected an integer >= 1 or null (all training links in one batch), got {bs!r}")
+    _check(t["schedule"] in SCHEDULES, "train.schedule", f"expected one of {SCHEDULES}, got {t['schedule']!r}")
+    _check(isinstance(t["patience"], int) and t["patience"] >= 0, "train.patience", "expected an integer >= 0 (0 disables early stopping)")
+    for key in ("lr", "weight_decay", "eps", "warmup", "grad_clip"):
+        _check(isinstance(t[key], (int, float)) and not isinstance(t[key], bool) and t[key] >= 0, f"train.{key}", f"expected a number >= 0, got {t[key]!r}")
+    _check(t["warmup"] <= 1, "train.warmup", "is a fraction of the training steps, expected 0..1")
+    _check(isinstance(t["betas"], list) and len(t["betas"]) == 2, "train.betas", "expected two numbers")
+    _check(t["select_on"] in SELECT_ON, "train.select_on", f"expected one of {SELECT_ON}, got {t['select_on']!r}")
+    _check(str(t["amp"]).lower() in AMP, "train.amp", f"expected one of {AMP}, got {t['amp']!r}")
+    _check(isinstance(cfg["eval"]["csls_k"], int) and cfg["eval"]["csls_k"] >= 1, "eval.csls_k", "expected an integer >= 1")
+    _check(isinstance(it["enabled"], bool), "iterative.enabled", "expected true or false")
+    for key in ("step", "reset_every", "add_every"):
+        _check(isinstance(it[key], int) and it[key] >= 1, f"iterative.{key}", "expected an integer >= 1")
+    if it["start"] is not None:
+        _check(isinstance(it["start"], int) and 0 <= it["start"] < t["epochs"], "iterative.start", f"expected an epoch in 0..{t['epochs'] - 1}, got {it['start']!r}")
+    mods = cfg["modalities"]
+    _check(mods is None or (isinstance(mods, list) and all(isinstance(m, str) for m in mods) and mods), "modalities", "expected a list of modality names")
+
+
+def split_kwargs(overrides: dict, model_name: str) -> dict:
+    """Python-API keyword overrides to a nested config: ``lr=1e-3`` -> train,
+    ``csls_k`` -> eval, ``model__hidden=64`` / ``iterative__start=5`` -> dotted path,
+    other names -> model options."""
+    out: dict = {}
+    for key, value in overrides.items():
+        if "__" in key:
+            node = out
+            parts = key.split("__")
+            for p in parts[:-1]:
+                node = node.setdefault(p, {})
+            node[parts[-1]] = value
+        elif key in TRAIN_DEFAULTS:
+            out.setdefault("train", {})[key] = value
+        elif key in EVAL_DEFAULTS:
+            out.setdefault("eval", {})[key] = value
+        elif key in ("iterative", "modalities"):
+            if key == "iterative" and isinstance(value, bool):
+                out.setdefault("iterative", {})["enabled"] = value
+            else:
+                out[key] = value
+        else:
+            out.setdefault("model", {})[key] = value
+    return out
