@@ -479,7 +479,8 @@ def align_cmd(
     run: Path = typer.Argument(..., help="Run directory (config.json + embeddings.npy)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Predictions file [RUN/predictions.tsv]."),
     candidates: str = typer.Option("all", "--candidates", help="all: every entity not in a training link (production); test: the test links' entities (benchmark)."),
-    similarity: str = typer.Option("csls", "--similarity", help="cosine or csls."),
+    similarity: str = typer.Option("csls", "--similarity", help="Similarity that ranks candidates and drives matching: csls or cosine."),
+    score: str = typer.Option("cosine", "--score", help="Score written per pair and compared with the thresholds: cosine or csls."),
     strategy: str = typer.Option("greedy", "--strategy", help="top1, mutual, greedy, hungarian or stable (see docs/export.md)."),
     topk: int = typer.Option(10, "--topk", help="Candidates kept per source (greedy, stable, sparse hungarian)."),
     csls_k: int = typer.Option(3, "--csls-k", help="Neighbours in the CSLS correction."),
@@ -504,7 +505,7 @@ def align_cmd(
     from kgalign.export.api import align_run
 
     summary = run_guarded(
-        align_run, run, output=output, scope=candidates, similarity=similarity, strategy=strategy, topk=topk,
+        align_run, run, output=output, scope=candidates, similarity=similarity, score=score, strategy=strategy, topk=topk,
         csls_k=csls_k, threshold=threshold, review_threshold=review_threshold, include_seeds=not no_seeds,
         block_size=block_size, device=device,
     )
