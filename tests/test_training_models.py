@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import shutil
-import warnings
 
 import numpy as np
 import pytest
@@ -24,15 +23,7 @@ SMALL = {
 FAST = dict(epochs=30, eval_every=10, batch_size=32, lr=5e-3, warmup=0.1, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _quiet_single_thread():
-    # One thread: the CI machine has 2 cores shared with other jobs; oversubscription is far slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

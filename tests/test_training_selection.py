@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 
 import pytest
-import torch
 
 from kgalign.data.store import load_dataset, write_dataset
 from kgalign.errors import InputError, MissingResourceError
@@ -17,14 +15,7 @@ from kgalign.training.synthetic import make_synthetic
 KW = dict(epochs=6, eval_every=2, batch_size=32, lr=5e-3, device="cpu", hidden=32)
 
 
-@pytest.fixture(autouse=True)
-def _quiet_single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

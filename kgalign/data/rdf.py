@@ -188,7 +188,7 @@ def _read_rdflib(src: Source, fmt: str) -> Iterator[Statement]:
             line = get_line()
         elif getattr(exc, "lines", None):
             line = exc.lines
-        problem = getattr(exc, "getMessage", lambda: str(exc))()
+        problem = exc.getMessage() if hasattr(exc, "getMessage") else str(exc)
         raise InputError(f"{fmt} syntax error: {problem}".strip(), src.label, line) from None
     count = 0
     for s, p, o in graph:

@@ -48,15 +48,6 @@ def _clip01(x: float) -> float:
     return 0.0 if x < 0 else (1.0 if x > 1 else x)
 
 
-def _curie(iri: str, prefixes: dict[str, str]) -> str | None:
-    for p, ns in prefixes.items():
-        if iri.startswith(ns) and len(iri) > len(ns):
-            local = iri[len(ns):]
-            if not any(c in local for c in " \t\n\r"):
-                return f"{p}:{local}"
-    return None
-
-
 # ---- N-Triples / Turtle ---------------------------------------------------
 
 def _nt_columns(table: LinkTable, opt: ExportOptions):
