@@ -93,4 +93,8 @@ def wrap_model(model: torch.nn.Module, info: DistInfo, device: torch.device) -> 
     ids = [device.index] if device.type == "cuda" else None
     # static_graph: the same parameters take part in every step, and any that never get a
     # gradient (an unused branch) are handled without find_unused_parameters' per-step graph walk.
-    return DDP(model, device_ids=ids, static_graph=True)
+    # broadcast_buffers=False: the models hold the dataset's feature matrices as (non-persistent)
+    # buffers, identical on every rank; broadcasting them each step would move hundreds of MB.
+    # The NoCo noise-scale buffers are updated from each rank's batch and may drift slightly apart;
+    # rank 0's values are the ones checkpointed.
+    return DDP(model, device_ids=ids, static_graph=True, broadcast_buffers=False)

@@ -1,0 +1,101 @@
+"""Time one NoCo training epoch at FB15K-DB15K scale on synthetic inputs.
+
+One epoch = forward over all entities + loss over one batch of links +
+backward + AdamW step (the reference runs' 20 % split has 2,570 training pairs,
+all in one batch of at most 3,500). Reports the median of ``--epochs`` timed
+epochs after one warm-up epoch, the forward/loss/backward split of the median
+epoch, the median CPU seconds per epoch (both threads together; on an idle
+machine the wall time is about half of it), and the process's peak RSS.
+
+    python benchmarks/bench_noco_epoch.py                 # NoCo, 2 threads
+    python benchmarks/bench_noco_epoch.py --model meaformer --json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all threads): less sensitive to other jobs than wall time."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="noco")
+    ap.add_argument("--entities", type=int, default=27_793)
+    ap.add_argument("--edges", type=int, default=680_000, help="directed edges in edge_index (both directions)")
+    ap.add_argument("--links", type=int, default=2_570)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--image", type=int, default=0, help="add an image modality of this width (e.g. 4096)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="model option override")
+    ap.add_argument("--amp", choices=["off", "bf16"], default="off", help="torch.autocast for forward and loss")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    import contextlib
+
+    import numpy as np
+    import torch
+
+    from kgalign.models.registry import build_model
+    from kgalign.models.synthetic import random_inputs
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    dims = {"relation": 1000, "attribute": 1000, "numeric": 100, "name": 384}
+    if args.image:
+        dims["image"] = args.image
+    inputs = random_inputs(args.entities, args.edges, dims, seed=0, missing={"name": 0.05, "numeric": 0.3, "image": 0.05})
+    overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    model = build_model(args.model, inputs, **overrides)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=1e-4)
+    rng = np.random.default_rng(1)
+    n1 = args.entities // 2
+    links = torch.from_numpy(np.stack([rng.choice(n1, args.links, replace=False),
+                                       n1 + rng.choice(args.entities - n1, args.links, replace=False)], 1))
+    model.train()
+    timings = []
+    for epoch in range(args.epochs + 1):
+        amp = torch.autocast("cpu", dtype=torch.bfloat16) if args.amp == "bf16" else contextlib.nullcontext()
+        c0 = _cpu_seconds()
+        t0 = time.perf_counter()
+        with amp:
+            out = model()
+            t1 = time.perf_counter()
+            loss, _ = model.loss(out, links)
+        t2 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        t3 = time.perf_counter()
+        opt.step()
+        t4 = time.perf_counter()
+        cpu = _cpu_seconds() - c0
+        del out, loss
+        if epoch > 0:
+            timings.append({"epoch": t4 - t0, "forward": t1 - t0, "loss": t2 - t1, "backward": t3 - t2, "step": t4 - t3, "cpu": cpu})
+        print(f"epoch {epoch}{' (warm-up)' if epoch == 0 else ''}: {t4 - t0:.2f} s", file=sys.stderr)
+    med = sorted(timings, key=lambda r: r["epoch"])[len(timings) // 2]
+    result = {
+        "model": args.model, "entities": args.entities, "edges": int(inputs.edge_index.shape[1]), "links": args.links,
+        "features": dims, "threads": args.threads, "amp": args.amp,
+        "overrides": overrides, "epoch_s_median": round(statistics.median(r["epoch"] for r in timings), 2),
+        "epochs_s": [round(r["epoch"], 2) for r in timings],
+        "cpu_s_median": round(statistics.median(r["cpu"] for r in timings), 2), "median_split_s": {k: round(v, 2) for k, v in med.items()},
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "load_avg": [round(x, 2) for x in os.getloadavg()], "torch": torch.__version__,
+    }
+    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

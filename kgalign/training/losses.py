@@ -1,0 +1,168 @@
+"""Alignment losses shared by the models: ICL, IAL and learned loss weights.
+
+All losses take embeddings of *all* entities ``(n, d)`` and a batch of seed
+links ``(B, 2)`` of global entity ids (KG1, KG2). Negatives are in-batch: for
+the pair ``(a_i, b_i)`` they are the other batch entities of both graphs
+(MCLEA's ICL; NoCo paper Eq. 13-14). Logits are computed in float32 so the
+losses stay stable under ``torch.autocast``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _pair_logits(emb: Tensor, links: Tensor, tau: float) -> tuple[Tensor, Tensor]:
+    """In-batch logits of both directions.
+
+    Args:
+        emb: (n, d) embeddings (any norm; rows are L2-normalised here).
+        links: (B, 2) global ids.
+    Returns:
+        ``(logits_ab, logits_ba)``, each (B, 2B): column ``j < B`` is the other
+        graph's ``j``-th entity (the positive at ``j == i``), column ``B + j`` the
+        same graph's ``j``-th entity (``-inf`` on the diagonal: no self-negative).
+    """
+    za = F.normalize(emb[links[:, 0]].float(), dim=-1)
+    zb = F.normalize(emb[links[:, 1]].float(), dim=-1)
+    b = za.shape[0]
+    eye = torch.eye(b, dtype=torch.bool, device=za.device)
+    ab = za @ zb.t() / tau
+    aa = (za @ za.t() / tau).masked_fill(eye, float("-inf"))
+    bb = (zb @ zb.t() / tau).masked_fill(eye, float("-inf"))
+    return torch.cat([ab, aa], 1), torch.cat([ab.t(), bb], 1)
+
+
+def pair_log_probs(emb: Tensor, links: Tensor, tau: float = 0.1, present: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Log alignment probabilities ``log p(a_i -> b_i)`` and ``log p(b_i -> a_i)``.
+
+    ``p(a_i -> b_i) = exp(s(a_i, b_i)/tau) / (sum_j exp(s(a_i, b_j)/tau) + sum_{j != i} exp(s(a_i, a_j)/tau))``
+    with cosine similarity ``s``; the reverse direction swaps the graphs.
+    Computed block-wise with ``logsumexp`` (no (B, 2B) concatenation or
+    masking passes: this loss runs 11 times per NoCo step).
+
+    Args:
+        emb: (n, d) embeddings.
+        links: (B, 2) global ids.
+        tau: temperature.
+        present: optional BoolTensor (n,); entities without the modality are
+            neither anchors nor negatives.
+    Returns:
+        ``(lp_ab, lp_ba, valid)``: (B,), (B,) float32 and BoolTensor (B,) marking
+        pairs whose two entities are present (log-probs of other pairs are 0).
+    """
+    a, b = links[:, 0], links[:, 1]
+    za = F.normalize(emb[a].float(), dim=-1)
+    zb = F.normalize(emb[b].float(), dim=-1)
+    pos = (za * zb).sum(-1) / tau
+    if present is None or bool(present[a].all() and present[b].all()):
+        valid = torch.ones(len(links), dtype=torch.bool, device=links.device)
+        za_t = za / tau
+        ab = za_t @ zb.t()
+        aa = za_t @ za.t()
+        bb = (zb / tau) @ zb.t()
+        aa.diagonal().fill_(float("-inf"))  # matmul outputs: safe to edit in place
+        bb.diagonal().fill_(float("-inf"))
+        lp_ab = pos - torch.logaddexp(torch.logsumexp(ab, 1), torch.logsumexp(aa, 1))
+        lp_ba = pos - torch.logaddexp(torch.logsumexp(ab, 0), torch.logsumexp(bb, 1))
+        return lp_ab, lp_ba, valid
+    pa, pb = present[a], present[b]
+    valid = pa & pb
+    idx = valid.nonzero().squeeze(1)
+    zeros = pos.new_zeros(len(links))
+    if idx.numel() == 0:
+        attached = emb.sum() * 0.0
+        return zeros + attached, zeros + attached, valid
+    # Anchors: complete pairs; negatives: present entities of the batch.
+    lp_ab = _directional(za, zb, pa, pb, idx, pos, tau)
+    lp_ba = _directional(zb, za, pb, pa, idx, pos, tau)
+    return zeros.index_put((idx,), lp_ab), zeros.index_put((idx,), lp_ba), valid
+
+
+def _directional(zs: Tensor, zo: Tensor, ps: Tensor, po: Tensor, idx: Tensor, pos: Tensor, tau: float) -> Tensor:
+    """``log p(s_i -> o_i)`` for anchors ``idx`` with negatives among present rows.
+
+    zs, zo: (B, d) normalised source/other-side embeddings; ps, po: bool (B,)
+    presence; idx: (V,) anchor rows. Returns (V,).
+    """
+    anchors = zs[idx] / tau
+    other = anchors @ zo[po].t()
+    same = anchors @ zs[ps].t()
+    self_col = (torch.cumsum(ps.long(), 0) - 1)[idx]
+    same[torch.arange(len(idx), device=idx.device), self_col] = float("-inf")
+    return pos[idx] - torch.logaddexp(torch.logsumexp(other, 1), torch.logsumexp(same, 1))
+
+
+def icl_loss(emb: Tensor, links: Tensor, tau: float = 0.1, alpha: float = 0.5, present: Tensor | None = None) -> Tensor:
+    """Intra-modal contrastive loss (MCLEA): ``-(alpha log p_ab + (1-alpha) log p_ba)``.
+
+    Averaged over the pairs whose two entities have the modality; 0 (still
+    attached to the graph) when there is none.
+
+    Args:
+        emb: (n, d); links: (B, 2); present: optional BoolTensor (n,).
+    Returns:
+        scalar float32 tensor.
+    """
+    lp_ab, lp_ba, valid = pair_log_probs(emb, links, tau, present)
+    per_pair = -(alpha * lp_ab + (1.0 - alpha) * lp_ba)
+    return per_pair.sum() / valid.sum().clamp(min=1)
+
+
+def ial_loss(emb: Tensor, teacher: Tensor, links: Tensor, tau: float = 4.0, alpha: float = 0.5, present: Tensor | None = None) -> Tensor:
+    """Inter-modal alignment loss (MCLEA): KL(teacher || modality) over in-batch distributions.
+
+    The teacher (the joint embedding) is detached, so only the modality learns
+    from it. With ``present``, pairs missing the modality on either side are
+    skipped and absent entities are removed from both distributions. As in MCLEA's code, the KL is averaged over all (B, 2B) entries
+    (``reduction='mean'``) and both directions are mixed by ``alpha``.
+
+    Args:
+        emb: (n, d) modality embeddings; teacher: (n, D) joint embeddings;
+        links: (B, 2); present: optional BoolTensor (n,) for the modality.
+    Returns:
+        scalar float32 tensor.
+    """
+    s_ab, s_ba = _pair_logits(emb, links, tau)
+    t_ab, t_ba = _pair_logits(teacher.detach(), links, tau)
+    if present is not None:
+        pa, pb = present[links[:, 0]], present[links[:, 1]]
+        keep = pa & pb
+        if not bool(keep.any()):
+            return emb.sum() * 0.0
+        # Entities without the modality leave both distributions (anchors and columns).
+        cols_ab, cols_ba = ~torch.cat([pb, pa]), ~torch.cat([pa, pb])
+        s_ab, t_ab = (x[keep].masked_fill(cols_ab, float("-inf")) for x in (s_ab, t_ab))
+        s_ba, t_ba = (x[keep].masked_fill(cols_ba, float("-inf")) for x in (s_ba, t_ba))
+
+    def kl(student: Tensor, target: Tensor) -> Tensor:
+        # -inf diagonal entries: log-softmax gives -inf, probabilities 0; zero them explicitly.
+        ls, lt = F.log_softmax(student, -1), F.log_softmax(target, -1)
+        pt = lt.exp()
+        terms = torch.where(pt > 0, pt * (lt - ls), torch.zeros_like(pt))
+        return terms.mean()
+
+    return alpha * kl(s_ab, t_ab) + (1.0 - alpha) * kl(s_ba, t_ba)
+
+
+class UncertaintyWeights(nn.Module):
+    """Learned loss weights (Kendall et al. 2018, as in MCLEA/MEAformer).
+
+    ``K(L_m) = exp(-s_m) * L_m + s_m`` with one learnable ``s_m`` per name,
+    initialised to 0.
+    """
+
+    def __init__(self, names: list[str]):
+        super().__init__()
+        self.names = list(names)
+        self.log_vars = nn.Parameter(torch.zeros(len(self.names)))
+
+    def forward(self, losses: dict[str, Tensor]) -> Tensor:
+        """``{name: scalar}`` (a subset of ``names``) -> weighted sum (scalar)."""
+        total = self.log_vars.new_zeros(())
+        for i, name in enumerate(self.names):
+            if name in losses:
+                s = self.log_vars[i]
+                total = total + torch.exp(-s) * losses[name] + s
+        return total
