@@ -64,7 +64,7 @@ class NoCo(AlignmentModel):
                  noise: bool = True, noise_modalities: list[str] | None = None, noise_size: int = 256,
                  noise_steps: int = 1, noise_mlp_layers: int = 2, noise_target_cos: float = 0.9, noise_rate: float = 1.0,
                  uni_conf_hidden: int = 150, global_conf_hidden: int = 32, calib_eps: float = 1e-3,
-                 conf_loss_weight: float = 1.0, icl_weighting: str = "sum", l2_inputs: tuple = ("image",)):
+                 conf_loss_weight: float = 0.1, icl_weighting: str = "sum", l2_inputs: tuple = ("image",)):
         super().__init__(inputs)
         if icl_weighting not in ("sum", "kendall"):
             raise InputError(f"noco: icl_weighting must be 'sum' or 'kendall', got {icl_weighting!r}")

@@ -24,7 +24,7 @@ _MODELS: dict[str, dict] = {
             "noise": True, "noise_modalities": None, "noise_size": 256, "noise_steps": 1, "noise_mlp_layers": 2,
             "noise_target_cos": 0.9, "noise_rate": 1.0,
             "uni_conf_hidden": 150, "global_conf_hidden": 32, "calib_eps": 1e-3,
-            "conf_loss_weight": 1.0, "icl_weighting": "sum", "l2_inputs": ["image"],
+            "conf_loss_weight": 0.1, "icl_weighting": "sum", "l2_inputs": ["image"],
         },
         "train": {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 1e-4, "eps": 1e-8, "batch_size": 3500,
                   "epochs": 500, "warmup_ratio": 0.15, "schedule": "cosine", "grad_clip": 1.0},
