@@ -26,5 +26,6 @@ kgalign train "$OUT/dataset" --model noco --epochs "$EPOCHS" --device cpu -o "$O
 kgalign evaluate "$OUT/run"
 kgalign align "$OUT/run" --strategy greedy --threshold 0.5 --review-threshold 0.3
 kgalign export "$OUT/run" --format ttl -o "$OUT/links.ttl"
+kgalign evaluate --links "$OUT/links.ttl" "$OUT/run"    # precision / recall / F1 against the test links
 set +x
 echo "wrote $OUT/links.ttl ($(grep -c 'sameAs' "$OUT/links.ttl" || true) owl:sameAs lines)" >&2
