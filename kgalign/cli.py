@@ -249,6 +249,7 @@ Examples:
   kgalign features ds
   kgalign features ds --modalities relation,attribute,numeric,name --name-model use-multilingual
   kgalign features ds --image-model vgg16 --weights vgg16-397923af.pth --workers 32 --json
+  kgalign features ds --image-model clip --clip-backend open_clip --clip-arch ViT-B-32 --weights clip.pt
 
 Exit status: 0 ok, 2 bad input, 3 missing resource (e.g. image features asked for without weights).
 """
@@ -265,7 +266,9 @@ def features_cmd(
     name_model: Optional[str] = typer.Option(None, "--name-model", help="minilm (default, offline), use-multilingual (kgalign[multilingual]), clip (text tower of --weights), or a sentence-transformers model path/name."),
     name_from_iri: bool = typer.Option(False, "--name-from-iri", help="Entities without a name get their IRI's local name (Rebecca_Hall -> Rebecca Hall)."),
     image_model: str = typer.Option("vgg16", "--image-model", help="vgg16 (fc7, 4096-d; needs weights), clip (needs weights), pixels (weight-free thumbnail + colour histogram, 832-d), or none."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Image model weights: torchvision vgg16 state_dict (.pth/.safetensors) or a saved Hugging Face CLIP directory."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Image model weights: torchvision vgg16 state_dict (.pth/.safetensors); a saved Hugging Face CLIP directory (transformers route); an open_clip checkpoint file (.pt/.bin/.safetensors) or pretrained tag such as openai (open_clip route)."),
+    clip_backend: str = typer.Option("auto", "--clip-backend", help="CLIP implementation for --image-model/--name-model clip: auto (open_clip if installed via kgalign[clip], else transformers), open_clip, or transformers."),
+    clip_arch: str = typer.Option("ViT-B-32", "--clip-arch", help="open_clip architecture of --weights (open_clip route only), e.g. ViT-B-32, ViT-B-16, RN50."),
     download: bool = typer.Option(False, "--download", help="Allow downloading the VGG-16 weights through torch.hub (connected machines only)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Image and image-vector cache (default $KGALIGN_CACHE_DIR or ~/.cache/kgalign)."),
     allow_private: bool = typer.Option(False, "--allow-private-addresses", help="Allow image URLs on loopback/private/link-local hosts."),
@@ -293,7 +296,7 @@ def features_cmd(
         opts = FeatureOptions(
             relation_topk=relation_topk, attribute_topk=attribute_topk, numeric_topk=numeric_topk,
             numeric_transform=numeric_transform, name_model=name_model, name_from_iri=name_from_iri,
-            image_model=image_model, weights=weights, download=download,
+            image_model=image_model, weights=weights, clip_backend=clip_backend, clip_arch=clip_arch, download=download,
             cache_dir=str(cache_dir) if cache_dir else None, allow_private_addresses=allow_private,
             workers=workers, timeout=timeout, retries=retries, max_bytes=max_bytes, device=device,
             batch_size=batch_size, force=force,

