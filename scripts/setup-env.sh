@@ -10,12 +10,13 @@ fi
 . .venv/bin/activate
 # Skip the install when pyproject.toml and constraints.txt are unchanged since the last one.
 stamp=.venv/.kgalign-install-stamp
-want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+extras="dev,multilingual"   # multilingual: a numpy-only offline encoder, so its tests run too
+want=$( (cat pyproject.toml constraints.txt; echo "$extras") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! python -c "import kgalign" 2>/dev/null; then
   python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   # torch first: with the pin, pip keeps the local CPU build (see docs/installation.md).
   python -m pip install -q -c constraints.txt "torch==2.13.0"
-  python -m pip install -q -c constraints.txt -e ".[dev]"
+  python -m pip install -q -c constraints.txt -e ".[$extras]"
   echo "$want" > "$stamp"
 fi
 # torchvision must never be present: it breaks transformers with the CPU torch.
