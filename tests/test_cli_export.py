@@ -95,6 +95,9 @@ def test_evaluate_links_file(run, tmp_path):
         ("export {run} --predicate foo", 2, "predicate"),
         ("export --predictions {tmp}/bad.tsv", 2, "bad.tsv:3: unknown status"),
         ("evaluate --links {tmp}/bad.nt --dataset {run}/../ds", 2, "bad.nt"),
+        ("evaluate {run} --device gpu", 2, "--device 'gpu'"),
+        ("evaluate {run} --device cuda:99", 3, "--device cuda:99"),
+        ("align {run} --device cuda:99 -o {tmp}/x.tsv", 3, "--device cuda:99"),
     ],
 )
 def test_errors_are_one_line_with_exit_codes(run, tmp_path, cmd, code, needle):

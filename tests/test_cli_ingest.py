@@ -85,6 +85,13 @@ def test_existing_output_needs_force_and_missing_file(tmp_path):
     p = kgalign(*args)
     assert p.returncode == 2 and b"--force" in p.stderr
     assert kgalign(*args, "--force").returncode == 0
+    # --force never wipes a directory that is not a dataset
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me", encoding="utf-8")
+    p = kgalign(*args[:3], str(other), *args[4:], "--force")
+    assert p.returncode == 2 and b"not a kgalign dataset" in p.stderr
+    assert (other / "notes.txt").read_text(encoding="utf-8") == "keep me"
     p = kgalign("ingest", "-o", str(tmp_path / "x"), "--kg1", str(tmp_path / "nope.nt"), "--kg2", str(RDF / "kg2.nt"))
     assert p.returncode == 3 and b"no such file" in p.stderr
     p = kgalign("ingest", "-o", str(tmp_path / "x"), "--layout", "bogus:/x")

@@ -113,6 +113,8 @@ def test_resolve_precedence_file_set_flags(tmp_path):
         ({"train": {"learning_rate": 1}}, "train.learning_rate"),
         ({"model": {"hiddn": 3}}, "hiddn"),
         ({"train": {"select_on": "tset"}}, "select_on"),
+        ({"train": {"select_metric": "csls.l2r.foo"}}, "train.select_metric"),
+        ({"train": {"select_metric": "mrr"}}, "train.select_metric"),
         ({"train": {"epochs": 0}}, "train.epochs"),
         ({"train": {"epochs": 2.5}}, "train.epochs"),
         ({"train": {"amp": "fp8"}}, "train.amp"),

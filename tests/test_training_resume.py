@@ -88,6 +88,11 @@ def test_existing_run_dir_needs_resume_or_force(ds_path, tmp_path):
         train(ds_path, model="noco", out_dir=out, **KW)
     res = train(ds_path, model="noco", out_dir=out, force=True, stop_after=2, **dict(KW, seed=3))
     assert res.epoch == 2 and json.loads((out / "config.json").read_text())["train"]["seed"] == 3
+    # a --force start that fails on bad model options leaves the old run in place
+    with pytest.raises(InputError, match="bad options"):
+        train(ds_path, model="noco", out_dir=out, force=True, **dict(KW, hidden="abc"))
+    assert json.loads((out / "config.json").read_text())["train"]["seed"] == 3
+    assert (out / "checkpoints" / "last.json").is_file()
     with pytest.raises(MissingResourceError, match="no run to resume"):
         train(ds_path, model="noco", out_dir=tmp_path / "none", resume=True, **KW)
 

@@ -235,6 +235,11 @@ def ingest_to(opts: IngestOptions, out_dir: str | os.PathLike, overwrite: bool =
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists (use --force to replace it)")
+    # --force replaces the whole directory: never do that to one that holds something other than a dataset
+    if overwrite and out_dir.exists() and not (out_dir / "manifest.json").is_file():
+        if not out_dir.is_dir() or any(out_dir.iterdir()):
+            raise InputError(f"{out_dir} exists and is not a kgalign dataset (no manifest.json); --force replaces only "
+                             "datasets: choose another -o or remove it yourself", str(out_dir))
     ds, report = ingest(opts)
     write_dataset(ds, out_dir, overwrite=overwrite)
     return ds, report

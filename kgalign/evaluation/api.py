@@ -31,6 +31,10 @@ def evaluate_run(
         raise InputError(f"--candidates must be test or all, got {candidates!r}")
     if csls_k < 1:
         raise InputError("--csls-k must be >= 1")
+    if device is not None:
+        from kgalign.training.device import resolve_device
+
+        device = resolve_device(device)  # a clear error, not a torch traceback, for cuda on a CPU build
     r = open_run(run, dataset)
     ds = r.load_dataset()
     emb = np.array(r.load_embeddings(ds.num_entities), dtype=np.float32)

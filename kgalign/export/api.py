@@ -34,6 +34,10 @@ def align_run(
     """Predict pairs for a run and write them (RUN/predictions.tsv by default). Returns the summary."""
     from kgalign.export.align import align_embeddings
 
+    if device is not None:
+        from kgalign.training.device import resolve_device
+
+        device = resolve_device(device)  # a clear error, not a torch traceback, for cuda on a CPU build
     r = open_run(run, dataset)
     ds = r.load_dataset()
     emb = np.array(r.load_embeddings(ds.num_entities), dtype=np.float32)

@@ -448,8 +448,8 @@ class Trainer:
         cfg, t = self.cfg, self.cfg["train"]
         self._load_data()
         self.chash = config_hash(cfg, HASH_EXCLUDE)
+        self._build_model()  # before the directory: bad model options must not cost a --force'd old run
         load = self._prepare_dir_all_ranks()
-        self._build_model()
         self._init_state()
         metrics_path = self.out / rundir.METRICS
         finished = False

@@ -156,6 +156,12 @@ def _validate(cfg: dict) -> None:
     _check(t["warmup"] <= 1, "train.warmup", "is a fraction of the training steps, expected 0..1")
     _check(isinstance(t["betas"], list) and len(t["betas"]) == 2, "train.betas", "expected two numbers")
     _check(t["select_on"] in SELECT_ON, "train.select_on", f"expected one of {SELECT_ON}, got {t['select_on']!r}")
+    # checked here, not at the first evaluation, so that a typo fails before the run directory is written
+    parts = str(t["select_metric"]).split(".")
+    _check(len(parts) == 3 and parts[0] in ("cosine", "csls") and parts[1] in ("l2r", "r2l")
+           and parts[2] in ("hits@1", "hits@5", "hits@10", "mrr", "mr"), "train.select_metric",
+           f"expected SIMILARITY.DIRECTION.METRIC (cosine|csls . l2r|r2l . hits@1|hits@5|hits@10|mrr|mr), "
+           f"e.g. csls.l2r.mrr; got {t['select_metric']!r}")
     _check(str(t["amp"]).lower() in AMP, "train.amp", f"expected one of {AMP}, got {t['amp']!r}")
     _check(isinstance(cfg["eval"]["csls_k"], int) and cfg["eval"]["csls_k"] >= 1, "eval.csls_k", "expected an integer >= 1")
     _check(isinstance(it["enabled"], bool), "iterative.enabled", "expected true or false")
