@@ -108,6 +108,25 @@ def get_model(name: str) -> ModelSpec:
     )
 
 
+def check_option_types(name: str, options: dict) -> None:
+    """Raise InputError when an option's value does not have its default's type (int, float, bool, str, list)."""
+    spec = get_model(name)
+    for key, value in options.items():
+        default = spec.defaults.get(key)
+        if default is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(default)) or (isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)))
+        if not ok:
+            raise InputError(f"model {spec.name!r}: option {key} must be a {type(default).__name__} like {default!r}, got {value!r}")
+
+
 def build_model(name: str, inputs, **overrides):
     """``get_model(name).cls(inputs, **{**defaults, **overrides})``; unknown keys -> InputError."""
     spec = get_model(name)

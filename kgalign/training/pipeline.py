@@ -232,10 +232,11 @@ class Trainer:
         return load
 
     def _build_model(self) -> None:
-        from kgalign.models.registry import get_model
+        from kgalign.models.registry import check_option_types, get_model
 
         mcfg = {k: v for k, v in self.cfg["model"].items() if k != "name"}
         spec = get_model(self.cfg["model"]["name"])
+        check_option_types(spec.name, mcfg)
         seed_everything(self.cfg["train"]["seed"])
         try:
             self.model = spec.cls(self.inputs.to(self.device), **mcfg).to(self.device)
