@@ -89,3 +89,22 @@ def aligned_pair(n_base: int = 200, degree: int = 6, feature_dims: dict[str, int
         kg=torch.from_numpy(np.r_[np.ones(n_base), np.full(n_base, 2)].astype(np.int64)),
     )
     return inputs, torch.from_numpy(links.astype(np.int64))
+
+
+def hits_at_1(emb: torch.Tensor, links: torch.Tensor) -> float:
+    """Fraction of ``links`` (L, 2) whose KG1 end's nearest link target (dot product) is its own partner."""
+    sim = emb[links[:, 0]] @ emb[links[:, 1]].t()
+    return (sim.argmax(1) == torch.arange(len(links), device=sim.device)).float().mean().item()
+
+
+def fit_briefly(model: torch.nn.Module, links: torch.Tensor, steps: int = 60, lr: float = 5e-3,
+                weight_decay: float = 1e-4) -> torch.nn.Module:
+    """A bare AdamW loop over full-graph steps on ``links``: enough to check that a model can learn."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    model.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss, _ = model.loss(model(), links)
+        loss.backward()
+        opt.step()
+    return model
