@@ -89,7 +89,7 @@ def test_existing_run_dir_needs_resume_or_force(ds_path, tmp_path):
     res = train(ds_path, model="noco", out_dir=out, force=True, stop_after=2, **dict(KW, seed=3))
     assert res.epoch == 2 and json.loads((out / "config.json").read_text())["train"]["seed"] == 3
     # a --force start that fails on bad model options leaves the old run in place
-    with pytest.raises(InputError, match="bad options"):
+    with pytest.raises(InputError, match="option hidden must be"):
         train(ds_path, model="noco", out_dir=out, force=True, **dict(KW, hidden="abc"))
     assert json.loads((out / "config.json").read_text())["train"]["seed"] == 3
     assert (out / "checkpoints" / "last.json").is_file()
