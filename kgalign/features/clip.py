@@ -95,7 +95,7 @@ class ClipBundle:
 
 
 class ClipTextEncoder:
-    """Text encoder interface (``key``, ``dim``, ``encode``) over a ClipBundle."""
+    """Text encoder interface (``key``, ``dim``, ``encode``) over a CLIP bundle (transformers or open_clip)."""
 
     def __init__(self, bundle: ClipBundle):
         self.bundle = bundle

@@ -162,20 +162,11 @@ class OpenClipBundle:
                 bar.update(len(chunk))
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
-    def text_encoder(self) -> "OpenClipTextEncoder":
-        return OpenClipTextEncoder(self)
+    def text_encoder(self):
+        """The shared CLIP text-encoder interface over this bundle."""
+        from kgalign.features.clip import ClipTextEncoder
 
-
-class OpenClipTextEncoder:
-    """Text encoder interface (``key``, ``dim``, ``encode``) over an OpenClipBundle."""
-
-    def __init__(self, bundle: OpenClipBundle):
-        self.bundle = bundle
-        self.dim = bundle.dim
-        self.key = bundle.key + "-text"
-
-    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        return self.bundle.encode_texts(texts, progress)
+        return ClipTextEncoder(self)
 
 
 def load_openclip(weights: str | None, arch: str | None, device: str, batch_size: int = 64) -> OpenClipBundle:
