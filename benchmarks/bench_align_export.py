@@ -15,6 +15,7 @@ Two phases, each in its own child process so that its peak RSS
 
     python benchmarks/bench_align_export.py [--phase all|align|export] [--entities 100000] [--links 1000000] [--threads 2] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,7 +95,8 @@ def phase_export(args) -> dict:
             f.write("kg1\tkg2\tscore\tstatus\n")
             order = rng.permutation(args.links)  # unsorted input, as align writes it (by score)
             f.writelines(
-                f"http://dbpedia.org/resource/Entity_{i}\thttp://rdf.freebase.com/ns/m.0{i:07x}\t{scores[i]:.6f}\taccepted\n" for i in order.tolist()
+                f"http://dbpedia.org/resource/Entity_{i}\thttp://rdf.freebase.com/ns/m.0{i:07x}\t{scores[i]:.6f}\taccepted\n"
+                for i in order.tolist()
             )
         out["predictions_mb"] = round(pred.stat().st_size / 2**20, 1)
         for fmt in args.formats.split(","):
@@ -103,7 +105,8 @@ def phase_export(args) -> dict:
             t0 = time.perf_counter()
             p = subprocess.run(
                 [sys.executable, "-m", "kgalign.cli", "export", "--predictions", str(pred), "--format", fmt, "-o", str(target), "-q"],
-                capture_output=True, text=True,
+                capture_output=True,
+                text=True,
             )
             wall = time.perf_counter() - t0
             if p.returncode != 0:
@@ -133,7 +136,11 @@ def main() -> None:
         results = []
         for phase in ("align", "export"):
             cmd = [sys.executable, __file__, "--phase", phase, "--json"] + [
-                f"--entities={args.entities}", f"--dim={args.dim}", f"--links={args.links}", f"--formats={args.formats}", f"--threads={args.threads}",
+                f"--entities={args.entities}",
+                f"--dim={args.dim}",
+                f"--links={args.links}",
+                f"--formats={args.formats}",
+                f"--threads={args.threads}",
             ]
             p = subprocess.run(cmd, capture_output=True, text=True)
             if p.returncode != 0:

@@ -11,6 +11,7 @@ less sensitive to other jobs on shared cores) and the load average.
 
 Target (docs/benchmarks.md): 10k x 10k with CSLS in both directions under 3 s.
 """
+
 from __future__ import annotations
 
 import argparse

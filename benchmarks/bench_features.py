@@ -14,6 +14,7 @@ Measures, each through the library code `kgalign features` uses:
 
     python benchmarks/bench_features.py [--threads 2] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,14 @@ def synthetic_dataset(n: int, triples: int, rng: np.random.Generator):
         relation_triples=tri,
         attributes=[f"a{i}" for i in range(n_attr)],
         attribute_kg=np.array([1] * (n_attr // 2) + [2] * (n_attr - n_attr // 2), np.int8),
-        attr_entity=at_e, attr_key=at_k, attr_value=["v"] * n_at, attr_datatype=[""] * n_at, attr_lang=[""] * n_at,
-        num_entity=nu_e, num_key=nu_k, num_value=nu_v,
+        attr_entity=at_e,
+        attr_key=at_k,
+        attr_value=["v"] * n_at,
+        attr_datatype=[""] * n_at,
+        attr_lang=[""] * n_at,
+        num_entity=nu_e,
+        num_key=nu_k,
+        num_value=nu_v,
     )
 
 
@@ -149,7 +156,11 @@ def main() -> None:
         warm = time.perf_counter() - t
         httpd.shutdown()
         assert all(r.ok for r in res.values())
-        out["fetch"] = {"images": len(urls), "cold_images_per_s": round(len(urls) / cold, 1), "cached_images_per_s": round(len(urls) / warm, 1)}
+        out["fetch"] = {
+            "images": len(urls),
+            "cold_images_per_s": round(len(urls) / cold, 1),
+            "cached_images_per_s": round(len(urls) / warm, 1),
+        }
 
         imgs = [Image.open(io.BytesIO(b)) for b in list(bodies.values())]
         from kgalign.features.vgg import VGG16, preprocess

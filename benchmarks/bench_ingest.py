@@ -8,6 +8,7 @@ wall time and the child's peak RSS (resource.getrusage(RUSAGE_CHILDREN)).
 
     python benchmarks/bench_ingest.py [--triples 1000000] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ def write_graph(path: Path, kg: str, n_triples: int, n_entities: int, rng: np.ra
     vals = rng.normal(size=n_triples)
     with open(path, "w", encoding="utf-8") as f:
         lines = []
-        for k, h, t, r, v in zip(kinds.tolist(), heads.tolist(), tails.tolist(), rels.tolist(), vals.tolist()):
+        for k, h, t, r, v in zip(kinds.tolist(), heads.tolist(), tails.tolist(), rels.tolist(), vals.tolist(), strict=False):
             s = f"<{base}e{h}>"
             if k == 0:
                 lines.append(f"{s} <{base}rel{r}> <{base}e{t}> .\n")
@@ -67,8 +68,23 @@ def main() -> int:
             for i in range(0, n_ent, 2):
                 f.write(f"http://example.org/a/e{i}\thttp://example.org/b/e{i}\n")
         gen_s = time.perf_counter() - t0
-        cmd = [sys.executable, "-m", "kgalign.cli", "ingest", "-q", "--json", "--lenient", "-o", str(tmp / "ds"),
-               "--kg1", str(tmp / "kg1.nt"), "--kg2", str(tmp / "kg2.nt"), "--links", str(tmp / "links.tsv")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "kgalign.cli",
+            "ingest",
+            "-q",
+            "--json",
+            "--lenient",
+            "-o",
+            str(tmp / "ds"),
+            "--kg1",
+            str(tmp / "kg1.nt"),
+            "--kg2",
+            str(tmp / "kg2.nt"),
+            "--links",
+            str(tmp / "links.tsv"),
+        ]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t0

@@ -10,6 +10,7 @@ machine the wall time is about half of it), and the process's peak RSS.
     python benchmarks/bench_noco_epoch.py                 # NoCo, 2 threads
     python benchmarks/bench_noco_epoch.py --model meaformer --json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,9 @@ def main(argv=None) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=1e-4)
     rng = np.random.default_rng(1)
     n1 = args.entities // 2
-    links = torch.from_numpy(np.stack([rng.choice(n1, args.links, replace=False),
-                                       n1 + rng.choice(args.entities - n1, args.links, replace=False)], 1))
+    links = torch.from_numpy(
+        np.stack([rng.choice(n1, args.links, replace=False), n1 + rng.choice(args.entities - n1, args.links, replace=False)], 1)
+    )
     model.train()
     timings = []
     for epoch in range(args.epochs + 1):
@@ -85,13 +87,21 @@ def main(argv=None) -> int:
         print(f"epoch {epoch}{' (warm-up)' if epoch == 0 else ''}: {t4 - t0:.2f} s", file=sys.stderr)
     med = sorted(timings, key=lambda r: r["epoch"])[len(timings) // 2]
     result = {
-        "model": args.model, "entities": args.entities, "edges": int(inputs.edge_index.shape[1]), "links": args.links,
-        "features": dims, "threads": args.threads, "amp": args.amp,
-        "overrides": overrides, "epoch_s_median": round(statistics.median(r["epoch"] for r in timings), 2),
+        "model": args.model,
+        "entities": args.entities,
+        "edges": int(inputs.edge_index.shape[1]),
+        "links": args.links,
+        "features": dims,
+        "threads": args.threads,
+        "amp": args.amp,
+        "overrides": overrides,
+        "epoch_s_median": round(statistics.median(r["epoch"] for r in timings), 2),
         "epochs_s": [round(r["epoch"], 2) for r in timings],
-        "cpu_s_median": round(statistics.median(r["cpu"] for r in timings), 2), "median_split_s": {k: round(v, 2) for k, v in med.items()},
+        "cpu_s_median": round(statistics.median(r["cpu"] for r in timings), 2),
+        "median_split_s": {k: round(v, 2) for k, v in med.items()},
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-        "load_avg": [round(x, 2) for x in os.getloadavg()], "torch": torch.__version__,
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "torch": torch.__version__,
     }
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
     return 0

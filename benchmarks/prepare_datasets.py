@@ -17,6 +17,7 @@ several sources (see docs/benchmarks.md, section "Ingest"):
 
     python benchmarks/prepare_datasets.py [--shared ../shared/data] [-o benchmarks/out/datasets] [--only NAME ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,10 +52,15 @@ def fb_options(shared: Path, pair: str, tar: tarfile.TarFile, rate: float) -> In
     return IngestOptions(
         layouts=[("mclea", shared / "mmkg_pathfusion" / pair)],
         kg1=GraphSpec(names_from_iri=True),
-        kg2=GraphSpec(files=[*fb15k237_sources(tar, tar_path), f"openke:{shared / 'fb15k_openke_partial'}"],
-                      names=[str(shared / "fb15k_names" / "FB15K_mid2name.txt")]),
+        kg2=GraphSpec(
+            files=[*fb15k237_sources(tar, tar_path), f"openke:{shared / 'fb15k_openke_partial'}"],
+            names=[str(shared / "fb15k_names" / "FB15K_mid2name.txt")],
+        ),
         underscores_to_spaces=True,
-        split="legacy", train_ratio=rate, legacy_valid=0.1, seed=0,
+        split="legacy",
+        train_ratio=rate,
+        legacy_valid=0.1,
+        seed=0,
     )
 
 
@@ -78,8 +84,13 @@ def main() -> int:
             "fb_yg_20": lambda: fb_options(shared, "YAGO15K-FB15K", tar, 0.2),
             "en_fr_30": lambda: IngestOptions(
                 layouts=[("mclea", shared / "openea_en_fr_15k_v1")],
-                kg1=GraphSpec(names_from_iri=True), kg2=GraphSpec(names_from_iri=True),
-                split="legacy", train_ratio=0.3, legacy_valid=0.1, seed=0),
+                kg1=GraphSpec(names_from_iri=True),
+                kg2=GraphSpec(names_from_iri=True),
+                split="legacy",
+                train_ratio=0.3,
+                legacy_valid=0.1,
+                seed=0,
+            ),
         }
         for name in wanted:
             t0 = time.perf_counter()

@@ -16,6 +16,7 @@ metrics of the epoch selected on the validation links (honest protocol) and, fro
 the same run's per-evaluation log, the best test figure over all evaluations (the
 papers' protocol, optimistic). Results accumulate in benchmarks/out/real_runs.jsonl.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,20 @@ def run_one(variant: str, model: str, epochs: int, extra: list[str]) -> dict:
     ds = OUT / "datasets" / variant
     run = OUT / "runs" / f"{variant}_{model}"
     cmd = [
-        "kgalign", "train", str(ds.relative_to(REPO)), "--model", model, "--epochs", str(epochs),
-        "--device", "cpu", "-o", str(run.relative_to(REPO)), "--force", "-q", *extra,
+        "kgalign",
+        "train",
+        str(ds.relative_to(REPO)),
+        "--model",
+        model,
+        "--epochs",
+        str(epochs),
+        "--device",
+        "cpu",
+        "-o",
+        str(run.relative_to(REPO)),
+        "--force",
+        "-q",
+        *extra,
     ]
     t0 = time.time()
     subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)

@@ -7,6 +7,7 @@ need them so that ``kgalign --help`` stays instant.
 Exit codes: 0 success, 1 internal error, 2 bad input, 3 missing resource,
 130 interrupted.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,7 +59,9 @@ class _StderrHandler(logging.StreamHandler):
 def setup_logging(quiet: bool, verbose: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s" if not verbose else "%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    handler.setFormatter(
+        logging.Formatter("%(levelname)s: %(message)s" if not verbose else "%(asctime)s %(name)s %(levelname)s: %(message)s")
+    )
     root = logging.getLogger("kgalign")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -76,13 +79,13 @@ def run_guarded(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except KgalignError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code)
+        raise typer.Exit(exc.exit_code) from None
     except FileExistsError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
 
 
 def emit_json(obj) -> None:
@@ -135,7 +138,9 @@ def ingest_cmd(
     output: Path = typer.Option(..., "-o", "--output", help="Dataset directory to create."),
     kg1: List[str] = typer.Option([], "--kg1", metavar="FILE", help="KG1 graph file (RDF, relation TSV, FORMAT:PATH, or -). Repeatable."),
     kg2: List[str] = typer.Option([], "--kg2", metavar="FILE", help="KG2 graph file. Repeatable."),
-    kg1_attributes: List[str] = typer.Option([], "--kg1-attributes", metavar="FILE", help="KG1 attribute triples TSV (entity, attribute, value)."),
+    kg1_attributes: List[str] = typer.Option(
+        [], "--kg1-attributes", metavar="FILE", help="KG1 attribute triples TSV (entity, attribute, value)."
+    ),
     kg2_attributes: List[str] = typer.Option([], "--kg2-attributes", metavar="FILE", help="KG2 attribute triples TSV."),
     kg1_names: List[str] = typer.Option([], "--kg1-names", metavar="FILE", help="KG1 names TSV (entity, name[, lang])."),
     kg2_names: List[str] = typer.Option([], "--kg2-names", metavar="FILE", help="KG2 names TSV."),
@@ -145,19 +150,38 @@ def ingest_cmd(
     kg2_names_from_iri: bool = typer.Option(False, "--kg2-names-from-iri", help="Same for KG2."),
     underscores: bool = typer.Option(False, "--underscores-to-spaces", help="Names in name TSVs: '_' becomes ' ' (Wikipedia-style)."),
     links: List[str] = typer.Option([], "--links", metavar="FILE", help="Reference links: TSV (kg1, kg2) or RDF owl:sameAs. Repeatable."),
-    layout: List[str] = typer.Option([], "--layout", metavar="KIND:PATH", help="Benchmark layout: mclea:DIR, openea:DIR or mmkg:DIR. Repeatable; read first, in order."),
+    layout: List[str] = typer.Option(
+        [], "--layout", metavar="KIND:PATH", help="Benchmark layout: mclea:DIR, openea:DIR or mmkg:DIR. Repeatable; read first, in order."
+    ),
     mmkg_pair: Optional[str] = typer.Option(None, "--mmkg-pair", help="Graphs of an mmkg layout, KG1-KG2, e.g. DB15K-FB15K."),
-    mmkg_images: Optional[Path] = typer.Option(None, "--mmkg-image-dir", help="Folder of MMKB image files named by image id; without it ImageIndex is only counted."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="Format for inputs whose name does not tell it (and stdin): nt nq ttl trig xml json-ld n3 tsv."),
-    name_predicate: List[str] = typer.Option([], "--name-predicate", metavar="FILE", help="Name predicate (IRI or rdfs:/skos:/schema:/foaf: CURIE); replaces the defaults. Repeatable."),
-    image_predicate: List[str] = typer.Option([], "--image-predicate", metavar="FILE", help="Image predicate; replaces the defaults. Repeatable."),
-    split: Optional[str] = typer.Option(None, "--split", help="random (default), legacy (MEAformer family: RandomState(42) shuffle, no valid), or given (split files)."),
+    mmkg_images: Optional[Path] = typer.Option(
+        None, "--mmkg-image-dir", help="Folder of MMKB image files named by image id; without it ImageIndex is only counted."
+    ),
+    fmt: Optional[str] = typer.Option(
+        None, "--format", help="Format for inputs whose name does not tell it (and stdin): nt nq ttl trig xml json-ld n3 tsv."
+    ),
+    name_predicate: List[str] = typer.Option(
+        [],
+        "--name-predicate",
+        metavar="FILE",
+        help="Name predicate (IRI or rdfs:/skos:/schema:/foaf: CURIE); replaces the defaults. Repeatable.",
+    ),
+    image_predicate: List[str] = typer.Option(
+        [], "--image-predicate", metavar="FILE", help="Image predicate; replaces the defaults. Repeatable."
+    ),
+    split: Optional[str] = typer.Option(
+        None, "--split", help="random (default), legacy (MEAformer family: RandomState(42) shuffle, no valid), or given (split files)."
+    ),
     train_ratio: float = typer.Option(0.2, "--train-ratio", help="Fraction of links for training (also the legacy rate)."),
     valid_ratio: float = typer.Option(0.1, "--valid-ratio", help="Fraction for validation (random split)."),
     test_ratio: Optional[float] = typer.Option(None, "--test-ratio", help="Fraction for test (random split); default all the rest."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random split and of --legacy-valid."),
-    legacy_valid: float = typer.Option(0.0, "--legacy-valid", help="With --split legacy: move this fraction of all links from test to valid; train unchanged."),
-    train_links: List[str] = typer.Option([], "--train-links", metavar="FILE", help="Split file of training links (implies --split given)."),
+    legacy_valid: float = typer.Option(
+        0.0, "--legacy-valid", help="With --split legacy: move this fraction of all links from test to valid; train unchanged."
+    ),
+    train_links: List[str] = typer.Option(
+        [], "--train-links", metavar="FILE", help="Split file of training links (implies --split given)."
+    ),
     valid_links: List[str] = typer.Option([], "--valid-links", metavar="FILE", help="Split file of validation links."),
     test_links: List[str] = typer.Option([], "--test-links", metavar="FILE", help="Split file of test links."),
     fold: int = typer.Option(1, "--fold", help="OpenEA 721_5fold fold used by --split given."),
@@ -168,8 +192,8 @@ def ingest_cmd(
     as_json: bool = JsonOpt,
 ):
     setup_logging(quiet, verbose)
-    from kgalign.data.ingest import GraphSpec, IngestOptions, ingest_to
     from kgalign.data.info import counts_table
+    from kgalign.data.ingest import GraphSpec, IngestOptions, ingest_to
     from kgalign.data.terms import DEFAULT_IMAGE_PREDICATES, DEFAULT_NAME_PREDICATES
     from kgalign.errors import InputError
 
@@ -185,13 +209,25 @@ def ingest_cmd(
         opts = IngestOptions(
             kg1=GraphSpec(kg1, kg1_attributes, kg1_names, kg1_images, kg1_names_from_iri),
             kg2=GraphSpec(kg2, kg2_attributes, kg2_names, kg2_images, kg2_names_from_iri),
-            links=list(links), layouts=[parse_layout(x) for x in layout], default_format=fmt,
+            links=list(links),
+            layouts=[parse_layout(x) for x in layout],
+            default_format=fmt,
             name_predicates=tuple(name_predicate) or DEFAULT_NAME_PREDICATES,
             image_predicates=tuple(image_predicate) or DEFAULT_IMAGE_PREDICATES,
-            underscores_to_spaces=underscores, split=split, train_ratio=train_ratio, valid_ratio=valid_ratio,
-            test_ratio=test_ratio, seed=seed, legacy_valid=legacy_valid, train_links=list(train_links),
-            valid_links=list(valid_links), test_links=list(test_links), fold=fold, mmkg_pair=mmkg_pair,
-            mmkg_image_dir=str(mmkg_images) if mmkg_images else None, lenient=lenient,
+            underscores_to_spaces=underscores,
+            split=split,
+            train_ratio=train_ratio,
+            valid_ratio=valid_ratio,
+            test_ratio=test_ratio,
+            seed=seed,
+            legacy_valid=legacy_valid,
+            train_links=list(train_links),
+            valid_links=list(valid_links),
+            test_links=list(test_links),
+            fold=fold,
+            mmkg_pair=mmkg_pair,
+            mmkg_image_dir=str(mmkg_images) if mmkg_images else None,
+            lenient=lenient,
         )
         return ingest_to(opts, output, overwrite=force)
 
@@ -230,7 +266,6 @@ def info_cmd(
         typer.echo(info_text(info))
 
 
-
 # ---------------------------------------------------------------- features
 # (owned by kgalign.features)
 
@@ -258,19 +293,50 @@ Exit status: 0 ok, 2 bad input, 3 missing resource (e.g. image features asked fo
 @app.command("features", help=_FEATURES_HELP)
 def features_cmd(
     dataset: Path = typer.Argument(..., help="Dataset directory written by `kgalign ingest`."),
-    modalities: Optional[str] = typer.Option(None, "--modalities", help="Comma-separated: relation,attribute,numeric,name,image. Default: all the dataset supports."),
+    modalities: Optional[str] = typer.Option(
+        None, "--modalities", help="Comma-separated: relation,attribute,numeric,name,image. Default: all the dataset supports."
+    ),
     relation_topk: int = typer.Option(1000, "--relation-topk", min=1, help="Columns of the relation bag (most frequent relations)."),
     attribute_topk: int = typer.Option(1000, "--attribute-topk", min=1, help="Columns of the attribute bag (most used keys)."),
     numeric_topk: int = typer.Option(1000, "--numeric-topk", min=1, help="Numeric attributes kept (most used)."),
-    numeric_transform: str = typer.Option("quantile", "--numeric-transform", help="Per-attribute normalisation: quantile (default) or robust (median/IQR, clipped)."),
-    name_model: Optional[str] = typer.Option(None, "--name-model", help="minilm (default, offline), use-multilingual (kgalign[multilingual]), clip (text tower of --weights), or a sentence-transformers model path/name."),
-    name_from_iri: bool = typer.Option(False, "--name-from-iri", help="Entities without a name get their IRI's local name (Rebecca_Hall -> Rebecca Hall)."),
-    image_model: str = typer.Option("vgg16", "--image-model", help="vgg16 (fc7, 4096-d; needs weights), clip (needs weights), pixels (weight-free thumbnail + colour histogram, 832-d), or none."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Image model weights: torchvision vgg16 state_dict (.pth/.safetensors); a saved Hugging Face CLIP directory (transformers route); an open_clip checkpoint file (.pt/.bin/.safetensors) or pretrained tag such as openai (open_clip route)."),
-    clip_backend: str = typer.Option("auto", "--clip-backend", help="CLIP implementation for --image-model/--name-model clip: auto (open_clip if installed via kgalign[clip], else transformers), open_clip, or transformers."),
-    clip_arch: str = typer.Option("ViT-B-32", "--clip-arch", help="open_clip architecture of --weights (open_clip route only), e.g. ViT-B-32, ViT-B-16, RN50."),
-    download: bool = typer.Option(False, "--download", help="Allow downloading the VGG-16 weights through torch.hub (connected machines only)."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Image and image-vector cache (default $KGALIGN_CACHE_DIR or ~/.cache/kgalign)."),
+    numeric_transform: str = typer.Option(
+        "quantile", "--numeric-transform", help="Per-attribute normalisation: quantile (default) or robust (median/IQR, clipped)."
+    ),
+    name_model: Optional[str] = typer.Option(
+        None,
+        "--name-model",
+        help="minilm (default, offline), use-multilingual (kgalign[multilingual]), clip (text tower of --weights), "
+        "or a sentence-transformers model path/name.",
+    ),
+    name_from_iri: bool = typer.Option(
+        False, "--name-from-iri", help="Entities without a name get their IRI's local name (Rebecca_Hall -> Rebecca Hall)."
+    ),
+    image_model: str = typer.Option(
+        "vgg16",
+        "--image-model",
+        help="vgg16 (fc7, 4096-d; needs weights), clip (needs weights), pixels (weight-free thumbnail + colour histogram, 832-d), or none.",
+    ),
+    weights: Optional[str] = typer.Option(
+        None,
+        "--weights",
+        help="Image model weights: torchvision vgg16 state_dict (.pth/.safetensors); a saved Hugging Face CLIP directory "
+        "(transformers route); an open_clip checkpoint file (.pt/.bin/.safetensors) or pretrained tag such as openai (open_clip route).",
+    ),
+    clip_backend: str = typer.Option(
+        "auto",
+        "--clip-backend",
+        help="CLIP implementation for --image-model/--name-model clip: auto (open_clip if installed via kgalign[clip], "
+        "else transformers), open_clip, or transformers.",
+    ),
+    clip_arch: str = typer.Option(
+        "ViT-B-32", "--clip-arch", help="open_clip architecture of --weights (open_clip route only), e.g. ViT-B-32, ViT-B-16, RN50."
+    ),
+    download: bool = typer.Option(
+        False, "--download", help="Allow downloading the VGG-16 weights through torch.hub (connected machines only)."
+    ),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", help="Image and image-vector cache (default $KGALIGN_CACHE_DIR or ~/.cache/kgalign)."
+    ),
     allow_private: bool = typer.Option(False, "--allow-private-addresses", help="Allow image URLs on loopback/private/link-local hosts."),
     workers: int = typer.Option(16, "--workers", min=1, help="Concurrent image downloads."),
     timeout: float = typer.Option(10.0, "--timeout", min=0.01, help="Connect/read timeout per request, seconds."),
@@ -294,12 +360,26 @@ def features_cmd(
         if modalities:
             mods = [m.strip() for m in modalities.split(",") if m.strip()]
         opts = FeatureOptions(
-            relation_topk=relation_topk, attribute_topk=attribute_topk, numeric_topk=numeric_topk,
-            numeric_transform=numeric_transform, name_model=name_model, name_from_iri=name_from_iri,
-            image_model=image_model, weights=weights, clip_backend=clip_backend, clip_arch=clip_arch, download=download,
-            cache_dir=str(cache_dir) if cache_dir else None, allow_private_addresses=allow_private,
-            workers=workers, timeout=timeout, retries=retries, max_bytes=max_bytes, device=device,
-            batch_size=batch_size, force=force,
+            relation_topk=relation_topk,
+            attribute_topk=attribute_topk,
+            numeric_topk=numeric_topk,
+            numeric_transform=numeric_transform,
+            name_model=name_model,
+            name_from_iri=name_from_iri,
+            image_model=image_model,
+            weights=weights,
+            clip_backend=clip_backend,
+            clip_arch=clip_arch,
+            download=download,
+            cache_dir=str(cache_dir) if cache_dir else None,
+            allow_private_addresses=allow_private,
+            workers=workers,
+            timeout=timeout,
+            retries=retries,
+            max_bytes=max_bytes,
+            device=device,
+            batch_size=batch_size,
+            force=force,
         )
         if opts.numeric_transform not in ("quantile", "robust"):
             raise InputError(f"--numeric-transform must be quantile or robust; got {numeric_transform!r}")
@@ -335,8 +415,12 @@ def train_cmd(
     dataset: Path = typer.Argument(..., help="Dataset directory (from `kgalign ingest`, with `kgalign features` run on it)."),
     output: Path = typer.Option(..., "-o", "--output", help="Run directory to write (see docs/training.md)."),
     model: Optional[str] = typer.Option(None, "-m", "--model", help="Model: noco, meaformer or mclea (or model.name in --config)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML or JSON config file (sections model, train, iterative, eval)."),
-    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override one config value, e.g. --set model.hidden=256 (repeatable; beats --config)."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="YAML or JSON config file (sections model, train, iterative, eval)."
+    ),
+    set_: List[str] = typer.Option(
+        [], "--set", metavar="KEY=VALUE", help="Override one config value, e.g. --set model.hidden=256 (repeatable; beats --config)."
+    ),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Number of epochs [500; per-model reference value]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Training links per optimizer step [3500]."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate of AdamW [5e-4]."),
@@ -347,16 +431,24 @@ def train_cmd(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N [auto]."),
     amp: Optional[str] = typer.Option(None, "--amp", help="Mixed precision: auto (bf16/fp16 on GPU, off on CPU), off, fp16, bf16."),
     eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Evaluate valid and test links every N epochs [5]."),
-    patience: Optional[int] = typer.Option(None, "--patience", help="Early stopping after N evaluations without improvement; 0 = off [20]."),
-    select_on: Optional[str] = typer.Option(None, "--select-on", help="Model selection split: valid (default), test (paper protocol, optimistic) or last."),
+    patience: Optional[int] = typer.Option(
+        None, "--patience", help="Early stopping after N evaluations without improvement; 0 = off [20]."
+    ),
+    select_on: Optional[str] = typer.Option(
+        None, "--select-on", help="Model selection split: valid (default), test (paper protocol, optimistic) or last."
+    ),
     select_metric: Optional[str] = typer.Option(None, "--select-metric", help="Selection metric path [csls.l2r.mrr]."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Save a checkpoint every N epochs [10]."),
-    modalities: Optional[str] = typer.Option(None, "--modalities", metavar="A,B", help="Comma-separated feature modalities to use [all stored]."),
+    modalities: Optional[str] = typer.Option(
+        None, "--modalities", metavar="A,B", help="Comma-separated feature modalities to use [all stored]."
+    ),
     iterative: Optional[bool] = typer.Option(None, "--iterative/--no-iterative", help="Bootstrapping with mutual nearest neighbours."),
     il_start: Optional[int] = typer.Option(None, "--il-start", help="Epoch at which iterative training starts [epochs/2]."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint (same config required)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing run in --output."),
-    stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Run at most N epochs now, checkpoint, and exit 0 (continue later with --resume)."),
+    stop_after: Optional[int] = typer.Option(
+        None, "--stop-after", help="Run at most N epochs now, checkpoint, and exit 0 (continue later with --resume)."
+    ),
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
@@ -383,13 +475,26 @@ def train_cmd(
 
         user = load_config_file(config) if config is not None else {}
         user = deep_merge(user, parse_overrides(set_))
-        flags = _train_flags(**{
-            "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr, "train.weight_decay": weight_decay,
-            "train.warmup": warmup, "train.grad_clip": grad_clip, "train.seed": seed, "train.device": device,
-            "train.amp": amp, "train.eval_every": eval_every, "train.patience": patience, "train.select_on": select_on,
-            "train.select_metric": select_metric, "train.checkpoint_every": checkpoint_every,
-            "iterative.enabled": iterative, "iterative.start": il_start,
-        })
+        flags = _train_flags(
+            **{
+                "train.epochs": epochs,
+                "train.batch_size": batch_size,
+                "train.lr": lr,
+                "train.weight_decay": weight_decay,
+                "train.warmup": warmup,
+                "train.grad_clip": grad_clip,
+                "train.seed": seed,
+                "train.device": device,
+                "train.amp": amp,
+                "train.eval_every": eval_every,
+                "train.patience": patience,
+                "train.select_on": select_on,
+                "train.select_metric": select_metric,
+                "train.checkpoint_every": checkpoint_every,
+                "iterative.enabled": iterative,
+                "iterative.start": il_start,
+            }
+        )
         if modalities is not None:
             flags["modalities"] = [m.strip() for m in modalities.split(",") if m.strip()]
         cfg = resolve_config(deep_merge(user, flags), dataset=dataset, model=model)
@@ -433,17 +538,27 @@ def _thresholds(text: Optional[str]):
 def evaluate_cmd(
     run: Optional[Path] = typer.Argument(None, help="Run directory (config.json + embeddings.npy)."),
     split: str = typer.Option("test", "--split", help="Links to evaluate on: test or valid."),
-    candidates: str = typer.Option("test", "--candidates", help="test: the other graph's entities of that split's links (benchmark protocol); all: every entity of the other graph."),
+    candidates: str = typer.Option(
+        "test",
+        "--candidates",
+        help="test: the other graph's entities of that split's links (benchmark protocol); all: every entity of the other graph.",
+    ),
     csls_k: int = typer.Option(3, "--csls-k", help="Neighbours in the CSLS correction."),
     block_size: int = typer.Option(4096, "--block-size", help="Rows per similarity block (memory bound)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N [cpu]."),
-    links: Optional[Path] = typer.Option(None, "--links", help="Score an exported link file (nt, ttl, tsv, alignment, sssom, jsonl) with precision/recall/F1 instead."),
+    links: Optional[Path] = typer.Option(
+        None, "--links", help="Score an exported link file (nt, ttl, tsv, alignment, sssom, jsonl) with precision/recall/F1 instead."
+    ),
     links_format: Optional[str] = typer.Option(None, "--links-format", help="Format of --links when its name does not tell."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset directory (instead of the run's)."),
-    count: str = typer.Option("gold-entities", "--count", help="With --links: gold-entities (pairs with a gold KG1 or KG2 entity count) or all."),
+    count: str = typer.Option(
+        "gold-entities", "--count", help="With --links: gold-entities (pairs with a gold KG1 or KG2 entity count) or all."
+    ),
     base_kg1: Optional[str] = typer.Option(None, "--base-kg1", help="With --links: IRI prefix that export added to KG1 terms."),
     base_kg2: Optional[str] = typer.Option(None, "--base-kg2", help="With --links: IRI prefix that export added to KG2 terms."),
-    thresholds: Optional[str] = typer.Option(None, "--thresholds", help="With --links: comma-separated score thresholds to sweep, e.g. 0.2,0.4,0.6."),
+    thresholds: Optional[str] = typer.Option(
+        None, "--thresholds", help="With --links: comma-separated score thresholds to sweep, e.g. 0.2,0.4,0.6."
+    ),
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
@@ -465,8 +580,16 @@ def evaluate_cmd(
         from kgalign.evaluation.api import evaluate_link_file, linkset_table
 
         res = run_guarded(
-            evaluate_link_file, links, run=run, dataset=dataset, fmt=links_format, split=split, count=count,
-            base_kg1=base_kg1, base_kg2=base_kg2, thresholds=run_guarded(_thresholds, thresholds),
+            evaluate_link_file,
+            links,
+            run=run,
+            dataset=dataset,
+            fmt=links_format,
+            split=split,
+            count=count,
+            base_kg1=base_kg1,
+            base_kg2=base_kg2,
+            thresholds=run_guarded(_thresholds, thresholds),
         )
         if as_json:
             emit_json(res)
@@ -478,7 +601,9 @@ def evaluate_cmd(
         raise typer.Exit(2)
     from kgalign.evaluation.api import evaluate_run, metrics_table
 
-    res = run_guarded(evaluate_run, run, split=split, candidates=candidates, csls_k=csls_k, block_size=block_size, device=device, dataset=dataset)
+    res = run_guarded(
+        evaluate_run, run, split=split, candidates=candidates, csls_k=csls_k, block_size=block_size, device=device, dataset=dataset
+    )
     if as_json:
         emit_json(res)
     else:
@@ -493,15 +618,21 @@ def evaluate_cmd(
 def align_cmd(
     run: Path = typer.Argument(..., help="Run directory (config.json + embeddings.npy)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Predictions file [RUN/predictions.tsv]."),
-    candidates: str = typer.Option("all", "--candidates", help="all: every entity not in a training link (production); test: the test links' entities (benchmark)."),
+    candidates: str = typer.Option(
+        "all", "--candidates", help="all: every entity not in a training link (production); test: the test links' entities (benchmark)."
+    ),
     similarity: str = typer.Option("csls", "--similarity", help="Similarity that ranks candidates and drives matching: csls or cosine."),
     score: str = typer.Option("cosine", "--score", help="Score written per pair and compared with the thresholds: cosine or csls."),
     strategy: str = typer.Option("greedy", "--strategy", help="top1, mutual, greedy, hungarian or stable (see docs/export.md)."),
     topk: int = typer.Option(10, "--topk", help="Candidates kept per source (greedy, stable, sparse hungarian)."),
     csls_k: int = typer.Option(3, "--csls-k", help="Neighbours in the CSLS correction."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Pairs scoring below stay unmatched (or go to review)."),
-    review_threshold: Optional[float] = typer.Option(None, "--review-threshold", help="Pairs in [review-threshold, threshold) get status review."),
-    no_seeds: bool = typer.Option(False, "--no-seeds", help="Leave the training links out of the file (they are flagged 'seed' otherwise)."),
+    review_threshold: Optional[float] = typer.Option(
+        None, "--review-threshold", help="Pairs in [review-threshold, threshold) get status review."
+    ),
+    no_seeds: bool = typer.Option(
+        False, "--no-seeds", help="Leave the training links out of the file (they are flagged 'seed' otherwise)."
+    ),
     block_size: int = typer.Option(4096, "--block-size", help="Rows per similarity block (memory bound)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N [cpu]."),
     quiet: bool = QuietOpt,
@@ -520,9 +651,20 @@ def align_cmd(
     from kgalign.export.api import align_run
 
     summary = run_guarded(
-        align_run, run, output=output, scope=candidates, similarity=similarity, score=score, strategy=strategy, topk=topk,
-        csls_k=csls_k, threshold=threshold, review_threshold=review_threshold, include_seeds=not no_seeds,
-        block_size=block_size, device=device,
+        align_run,
+        run,
+        output=output,
+        scope=candidates,
+        similarity=similarity,
+        score=score,
+        strategy=strategy,
+        topk=topk,
+        csls_k=csls_k,
+        threshold=threshold,
+        review_threshold=review_threshold,
+        include_seeds=not no_seeds,
+        block_size=block_size,
+        device=device,
     )
     if as_json:
         emit_json(summary)
@@ -535,8 +677,12 @@ def export_cmd(
     run: Optional[Path] = typer.Argument(None, help="Run directory; uses RUN/predictions.tsv (runs `align` with defaults if absent)."),
     predictions: Optional[Path] = typer.Option(None, "--predictions", help="Predictions TSV to export instead of the run's."),
     fmt: str = typer.Option("nt", "--format", "-f", help="nt, ttl, tsv, alignment (Alignment API RDF/XML), sssom or jsonl."),
-    predicate: str = typer.Option("owl:sameAs", "--predicate", help="Link predicate: owl:sameAs, skos:exactMatch, skos:closeMatch, or a full IRI."),
-    base_kg1: Optional[str] = typer.Option(None, "--base-kg1", help="IRI prefix for KG1 terms that are not absolute IRIs (e.g. Freebase mids)."),
+    predicate: str = typer.Option(
+        "owl:sameAs", "--predicate", help="Link predicate: owl:sameAs, skos:exactMatch, skos:closeMatch, or a full IRI."
+    ),
+    base_kg1: Optional[str] = typer.Option(
+        None, "--base-kg1", help="IRI prefix for KG1 terms that are not absolute IRIs (e.g. Freebase mids)."
+    ),
     base_kg2: Optional[str] = typer.Option(None, "--base-kg2", help="IRI prefix for KG2 terms that are not absolute IRIs."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write to FILE atomically (default: stdout)."),
     provenance: Optional[Path] = typer.Option(None, "--provenance", help="Provenance sidecar path [FILE.prov.ttl next to -o FILE]."),
@@ -563,15 +709,26 @@ def export_cmd(
 
     try:
         summary = run_guarded(
-            export_links, run=run, predictions=predictions, fmt=fmt, predicate=predicate, base_kg1=base_kg1,
-            base_kg2=base_kg2, output=output, provenance=provenance, write_prov=not no_provenance,
-            include_seeds=include_seeds, include_review=include_review, license=license, mapping_set_id=mapping_set_id,
+            export_links,
+            run=run,
+            predictions=predictions,
+            fmt=fmt,
+            predicate=predicate,
+            base_kg1=base_kg1,
+            base_kg2=base_kg2,
+            output=output,
+            provenance=provenance,
+            write_prov=not no_provenance,
+            include_seeds=include_seeds,
+            include_review=include_review,
+            license=license,
+            mapping_set_id=mapping_set_id,
             log=log,
         )
     except BrokenPipeError:
         # the reader went away (`| head`): stop quietly, like other Unix tools killed by SIGPIPE
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(141)
+        raise typer.Exit(141) from None
     if output is not None and not quiet:
         typer.echo(json.dumps(summary, sort_keys=True), err=True)
 

@@ -5,6 +5,7 @@ Precedence (lowest first): built-in defaults < ``--config FILE`` <
 plain JSON values; :func:`config_hash` fingerprints it so that a resumed run
 can refuse a changed configuration.
 """
+
 from __future__ import annotations
 
 import copy

@@ -4,6 +4,7 @@ Exit codes (documented in docs/cli.md):
   0 success, 1 unexpected internal error, 2 bad input (file, line, problem),
   3 missing resource (weights, dataset, run), 130 interrupted.
 """
+
 from __future__ import annotations
 
 

@@ -3,6 +3,7 @@
 Every writer in kgalign goes through these helpers so that an error or an
 interruption never leaves a half-written file where a user expects output.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """`kgalign evaluate | align | export` as a user runs them: subprocesses, real pipes, exit codes."""
+
 import json
 import shlex
 import subprocess
@@ -6,9 +7,9 @@ import sys
 
 import pytest
 import rdflib
+from test_export_helpers import make_run
 
 from kgalign.export.predictions import read_predictions
-from test_export_helpers import make_run
 
 KG = f"{shlex.quote(sys.executable)} -m kgalign.cli"
 
@@ -48,7 +49,7 @@ def test_align_then_export_through_a_shell_pipeline(run, tmp_path):
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert len(lines) == 5 and lines == sorted(lines)
-    accepted = {f"{a}\t{b}" for a, b, s in zip(table.kg1, table.kg2, table.status) if s == "accepted"}
+    accepted = {f"{a}\t{b}" for a, b, s in zip(table.kg1, table.kg2, table.status, strict=False) if s == "accepted"}
     assert all("\t".join(x.split("\t")[:2]) in accepted or x.startswith("kg1\t") for x in lines)
     # N-Triples on stdout is pure N-Triples
     p = sh(f"{KG} export {run} --format nt --predicate skos:exactMatch > {tmp_path}/l.nt")
@@ -119,5 +120,7 @@ def test_broken_pipe_is_quiet(tmp_path):
     with open(big, "w", encoding="utf-8") as f:
         f.write("kg1\tkg2\tscore\tstatus\n")
         f.writelines(f"http://a.org/{i}\thttp://b.org/{i}\t0.5\taccepted\n" for i in range(60000))
-    p = sh(f"{KG} export --predictions {big} --format nt | head -n 2", )
+    p = sh(
+        f"{KG} export --predictions {big} --format nt | head -n 2",
+    )
     assert len(p.stdout.splitlines()) == 2 and "Traceback" not in p.stderr and "Error" not in p.stderr

@@ -1,4 +1,5 @@
 """`kgalign ingest` and `kgalign info` run as a user would: subprocesses, exit codes, stdout/stderr."""
+
 from __future__ import annotations
 
 import gzip
@@ -16,14 +17,34 @@ RDF = DATA / "rdf"
 
 
 def kgalign(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kgalign.cli", *args], input=stdin, capture_output=True, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        [sys.executable, "-m", "kgalign.cli", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def test_ingest_then_info_json(tmp_path):
     out = tmp_path / "ds"
-    p = kgalign("ingest", "-o", str(out), "--kg1", str(RDF / "kg1.ttl"), "--kg2", str(RDF / "kg2.nt"),
-                "--links", str(RDF / "links.nt"), "--train-ratio", "0.5", "--valid-ratio", "0.25", "--seed", "1")
+    p = kgalign(
+        "ingest",
+        "-o",
+        str(out),
+        "--kg1",
+        str(RDF / "kg1.ttl"),
+        "--kg2",
+        str(RDF / "kg2.nt"),
+        "--links",
+        str(RDF / "links.nt"),
+        "--train-ratio",
+        "0.5",
+        "--valid-ratio",
+        "0.25",
+        "--seed",
+        "1",
+    )
     assert p.returncode == 0, p.stderr.decode()
     assert b"entities" in p.stdout and b"INFO: wrote" in p.stderr  # table on stdout, log on stderr
     p = kgalign("info", str(out), "--json")
@@ -41,22 +62,52 @@ def test_ingest_then_info_json(tmp_path):
 
 def test_quiet_json_and_layout(tmp_path):
     out = tmp_path / "ds"
-    p = kgalign("ingest", "-q", "--json", "-o", str(out), "--layout", f"mclea:{DATA / 'mclea_db15k_fb15k'}",
-                "--layout", f"mmkg:{DATA / 'mmkg'}", "--mmkg-pair", "DB15K-FB15K",
-                "--kg2-names", str(DATA / "fb15k_names.tsv"), "--underscores-to-spaces", "--kg1-names-from-iri",
-                "--split", "legacy", "--legacy-valid", "0.1")
+    p = kgalign(
+        "ingest",
+        "-q",
+        "--json",
+        "-o",
+        str(out),
+        "--layout",
+        f"mclea:{DATA / 'mclea_db15k_fb15k'}",
+        "--layout",
+        f"mmkg:{DATA / 'mmkg'}",
+        "--mmkg-pair",
+        "DB15K-FB15K",
+        "--kg2-names",
+        str(DATA / "fb15k_names.tsv"),
+        "--underscores-to-spaces",
+        "--kg1-names-from-iri",
+        "--split",
+        "legacy",
+        "--legacy-valid",
+        "0.1",
+    )
     assert p.returncode == 0, p.stderr.decode()
     res = json.loads(p.stdout)
     assert res["split"]["method"] == "legacy" and res["counts"]["kg1"]["relation_triples"] == len(
-        set((DATA / "mclea_db15k_fb15k" / "triples_1").read_text().splitlines()))
+        set((DATA / "mclea_db15k_fb15k" / "triples_1").read_text().splitlines())
+    )
     assert b"INFO" not in p.stderr  # -q: warnings only
 
 
 def test_stdin_and_compressed(tmp_path):
     out = tmp_path / "ds"
     data = gzip.compress((RDF / "kg2.nt").read_bytes())
-    p = kgalign("ingest", "-o", str(out), "--kg1", str(RDF / "kg1.ttl"), "--kg2", "-", "--format", "nt",
-                "--links", str(RDF / "links.tsv"), stdin=data)
+    p = kgalign(
+        "ingest",
+        "-o",
+        str(out),
+        "--kg1",
+        str(RDF / "kg1.ttl"),
+        "--kg2",
+        "-",
+        "--format",
+        "nt",
+        "--links",
+        str(RDF / "links.tsv"),
+        stdin=data,
+    )
     assert p.returncode == 0, p.stderr.decode()
     manifest = json.loads((out / "manifest.json").read_text())
     assert any(s["path"] == "-" and len(s["sha256"]) == 64 for s in manifest["sources"])
@@ -72,8 +123,9 @@ def test_bad_input_exit_2_and_nothing_written(tmp_path):
     err = p.stderr.decode()
     assert f"error: {bad}:8: " in err and err.count("error:") == 1
     assert not out.exists() and list(tmp_path.iterdir()) == [bad]  # no partial dataset, no temp dir left
-    p = kgalign("ingest", "-o", str(out), "--lenient", "--json", "--kg1", str(RDF / "kg1.ttl"), "--kg2", str(bad),
-                "--links", str(RDF / "links.tsv"))
+    p = kgalign(
+        "ingest", "-o", str(out), "--lenient", "--json", "--kg1", str(RDF / "kg1.ttl"), "--kg2", str(bad), "--links", str(RDF / "links.tsv")
+    )
     assert p.returncode == 0 and json.loads(p.stdout)["skipped_lines"] == 1
     assert b"skipped 1 bad lines" in p.stderr
 

@@ -1,4 +1,5 @@
 """`kgalign train` on the command line: end-to-end subprocess run, run-directory contents, config precedence."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,6 @@ from typer.testing import CliRunner
 
 from kgalign.cli import app
 from kgalign.training.synthetic import make_synthetic
-
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -31,17 +31,45 @@ def test_end_to_end_subprocess(ds_path, tmp_path):
     run = tmp_path / "RUN"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     p = subprocess.run(
-        [sys.executable, "-m", "kgalign.cli", "train", str(ds_path), "--model", "noco", "--epochs", "3", "-o", str(run),
-         "--device", "cpu", "--set", "model.hidden=32", "--set", "model.noise_size=16"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "kgalign.cli",
+            "train",
+            str(ds_path),
+            "--model",
+            "noco",
+            "--epochs",
+            "3",
+            "-o",
+            str(run),
+            "--device",
+            "cpu",
+            "--set",
+            "model.hidden=32",
+            "--set",
+            "model.noise_size=16",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert p.returncode == 0, p.stderr
     # data on stdout: the metrics table; logs on stderr, no progress bar (stderr is not a TTY)
     assert "valid" in p.stdout and "test" in p.stdout and "H@1" in p.stdout
     assert "INFO" not in p.stdout and "\r" not in p.stderr
     names = {x.name for x in run.iterdir()}
-    assert names >= {"config.json", "env.json", "metrics.jsonl", "checkpoints", "best.safetensors", "embeddings.npy",
-                     "train_links.tsv", "results.json"}
+    assert names >= {
+        "config.json",
+        "env.json",
+        "metrics.jsonl",
+        "checkpoints",
+        "best.safetensors",
+        "embeddings.npy",
+        "train_links.tsv",
+        "results.json",
+    }
     assert {x.name for x in (run / "checkpoints").iterdir()} == {"last.safetensors", "last.json"}
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["dataset"] == str(ds_path.resolve()) and cfg["model"]["name"] == "noco"
@@ -59,13 +87,50 @@ def test_end_to_end_subprocess(ds_path, tmp_path):
 
 
 def test_json_output_and_select_on_test_warning(ds_path, tmp_path):
-    r = _runner().invoke(app, ["train", str(ds_path), "-m", "mclea", "-o", str(tmp_path / "a"), "--epochs", "2",
-                               "--device", "cpu", "--set", "model.hidden=16", "--set", "model.feature_dim=16", "--json", "-q"])
+    r = _runner().invoke(
+        app,
+        [
+            "train",
+            str(ds_path),
+            "-m",
+            "mclea",
+            "-o",
+            str(tmp_path / "a"),
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+            "--set",
+            "model.hidden=16",
+            "--set",
+            "model.feature_dim=16",
+            "--json",
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.stderr
     out = json.loads(r.stdout)
     assert out == json.loads((tmp_path / "a" / "results.json").read_text())
-    r = _runner().invoke(app, ["train", str(ds_path), "-m", "mclea", "-o", str(tmp_path / "b"), "--epochs", "2",
-                               "--device", "cpu", "--set", "model.hidden=16", "--select-on", "test", "-q"])
+    r = _runner().invoke(
+        app,
+        [
+            "train",
+            str(ds_path),
+            "-m",
+            "mclea",
+            "-o",
+            str(tmp_path / "b"),
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+            "--set",
+            "model.hidden=16",
+            "--select-on",
+            "test",
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.stderr
     assert r.stdout.startswith("!!!") and "WARNING" in r.stdout and "TEST LINKS" in r.stdout
     assert "WARNING" in r.stderr
@@ -75,8 +140,26 @@ def test_config_file_set_and_flags_precedence(ds_path, tmp_path):
     conf = tmp_path / "c.yaml"
     conf.write_text("model:\n  name: meaformer\n  hidden: 48\ntrain:\n  epochs: 2\n  lr: 1.0e-3\n  eval_every: 1\n")
     run = tmp_path / "run"
-    r = _runner().invoke(app, ["train", str(ds_path), "-o", str(run), "--config", str(conf), "--set", "model.hidden=24",
-                               "--set", "train.lr=2e-3", "--lr", "3e-3", "--device", "cpu", "-q"])
+    r = _runner().invoke(
+        app,
+        [
+            "train",
+            str(ds_path),
+            "-o",
+            str(run),
+            "--config",
+            str(conf),
+            "--set",
+            "model.hidden=24",
+            "--set",
+            "train.lr=2e-3",
+            "--lr",
+            "3e-3",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.stderr
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["model"]["name"] == "meaformer"  # from the file
@@ -85,8 +168,24 @@ def test_config_file_set_and_flags_precedence(ds_path, tmp_path):
     assert cfg["train"]["epochs"] == 2 and cfg["train"]["eval_every"] == 1
     assert cfg["model"]["fusion_heads"] == 1  # registry default filled in
     # resume with a different config: refused with the differences, exit 2
-    r = _runner().invoke(app, ["train", str(ds_path), "-o", str(run), "--config", str(conf), "--set", "model.hidden=24",
-                               "--lr", "1e-2", "--device", "cpu", "--resume"])
+    r = _runner().invoke(
+        app,
+        [
+            "train",
+            str(ds_path),
+            "-o",
+            str(run),
+            "--config",
+            str(conf),
+            "--set",
+            "model.hidden=24",
+            "--lr",
+            "1e-2",
+            "--device",
+            "cpu",
+            "--resume",
+        ],
+    )
     assert r.exit_code == 2
     assert "different configuration" in r.stderr and "train.lr" in r.stderr
 
@@ -117,8 +216,21 @@ def test_no_features_exit_3(tmp_path):
 
 
 def test_stop_after_then_resume(ds_path, tmp_path):
-    base = ["train", str(ds_path), "-m", "mclea", "-o", str(tmp_path / "run"), "--epochs", "3", "--device", "cpu",
-            "--set", "model.hidden=16", "-q"]
+    base = [
+        "train",
+        str(ds_path),
+        "-m",
+        "mclea",
+        "-o",
+        str(tmp_path / "run"),
+        "--epochs",
+        "3",
+        "--device",
+        "cpu",
+        "--set",
+        "model.hidden=16",
+        "-q",
+    ]
     r = _runner().invoke(app, base + ["--stop-after", "1", "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout) == {"finished": False, "epoch": 1, "run_dir": str(tmp_path / "run")}
     r = _runner().invoke(app, base + ["--resume"])

@@ -1,4 +1,5 @@
 """Benchmark layout importers on excerpts of the real files (tests/data/README.md)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -65,16 +66,23 @@ def test_mclea_openea_conversion_shared_relations_and_attribute_keys():
     assert c["links"]["total"] == len(rows(ENFR / "ill_ent_ids"))
     # training_attrs: keys only, one attribute triple per distinct (entity, key)
     want = {(r[0], k) for r in rows(ENFR / "training_attrs_1") for k in r[1:]}
-    got = {(ds.entities[e], ds.attributes[a]) for e, a in zip(ds.attr_entity.tolist(), ds.attr_key.tolist()) if ds.entity_kg[e] == 1}
+    got = {
+        (ds.entities[e], ds.attributes[a])
+        for e, a in zip(ds.attr_entity.tolist(), ds.attr_key.tolist(), strict=False)
+        if ds.entity_kg[e] == 1
+    }
     assert got == want and set(ds.attr_value) == {""}
 
 
 def test_openea_raw_layout_with_fold_and_attribute_values(tmp_path):
     import shutil
+
     root = tmp_path / "openea"
     shutil.copytree(DATA / "openea", root)
     e1 = rows(root / "rel_triples_1")[0][0]
-    (root / "attr_triples_1").write_text(f"{e1}\thttp://dbpedia.org/ontology/areaTotal\t6480.0^^<http://www.w3.org/2001/XMLSchema#double>\n")
+    (root / "attr_triples_1").write_text(
+        f"{e1}\thttp://dbpedia.org/ontology/areaTotal\t6480.0^^<http://www.w3.org/2001/XMLSchema#double>\n"
+    )
     ds, _ = ingest(IngestOptions(layouts=[("openea", root)], split="given"))
     c = ds.counts()
     links = rows(root / "ent_links")
@@ -85,8 +93,10 @@ def test_openea_raw_layout_with_fold_and_attribute_values(tmp_path):
     assert ds.manifest["split"]["openea_fold"] == 1
     # same graphs as the id conversion they were derived from
     conv, _ = ingest(IngestOptions(layouts=[("mclea", ENFR)]))
+
     def terms(d):
         return {(d.entities[h], d.relations[r], d.entities[t]) for h, r, t in d.relation_triples.tolist()}
+
     assert terms(ds) == terms(conv)
     assert set(ds.entities[: ds.kg1_size]) == set(conv.entities[: conv.kg1_size])
 
@@ -111,7 +121,7 @@ def test_mmkg_image_dir_resolves_ids_to_files(tmp_path):
     for _, img in index[:5]:
         (tmp_path / "FB15K" / f"{img}.jpg").write_bytes(b"\xff\xd8")
     ds, _ = ingest(IngestOptions(layouts=[("mmkg", DATA / "mmkg")], mmkg_pair="DB15K-FB15K", mmkg_image_dir=str(tmp_path)))
-    got = {ds.entities[e]: s for e, s in zip(ds.image_entity.tolist(), ds.image_source)}
+    got = {ds.entities[e]: s for e, s in zip(ds.image_entity.tolist(), ds.image_source, strict=False)}
     assert got == {m: str(tmp_path / "FB15K" / f"{img}.jpg") for m, img in index[:5]}
     assert ds.manifest["mmkg_image_index"]["kg2"]["image_ids_without_file"] == len(index) - 5
 
@@ -145,10 +155,15 @@ def test_openke_graph_input():
 
 def test_layouts_and_files_combine():
     """PathFusion triples + MMKB numeric values and links + FB15K names + OpenKE triples, one dataset."""
-    opts = IngestOptions(layouts=[("mclea", PF), ("mmkg", DATA / "mmkg")], mmkg_pair="DB15K-FB15K",
-                         kg1=GraphSpec(names_from_iri=True),
-                         kg2=GraphSpec(names=[str(DATA / "fb15k_names.tsv")]), underscores_to_spaces=True,
-                         split="legacy", legacy_valid=0.1)
+    opts = IngestOptions(
+        layouts=[("mclea", PF), ("mmkg", DATA / "mmkg")],
+        mmkg_pair="DB15K-FB15K",
+        kg1=GraphSpec(names_from_iri=True),
+        kg2=GraphSpec(names=[str(DATA / "fb15k_names.tsv")]),
+        underscores_to_spaces=True,
+        split="legacy",
+        legacy_valid=0.1,
+    )
     ds, rep = ingest(opts)
     pf_only, _ = ingest(IngestOptions(layouts=[("mclea", PF)]))
     assert ds.entities[: len(pf_only.entities)] == pf_only.entities  # layout ids kept; MMKB adds no new entities here
@@ -173,6 +188,7 @@ def test_missing_layout_pieces():
 
 def test_mclea_bad_id_names_file_and_line(tmp_path):
     import shutil
+
     root = tmp_path / "pf"
     shutil.copytree(PF, root)
     with open(root / "triples_1", "a") as f:

@@ -1,4 +1,5 @@
 """RDF and TSV readers: every format, compression, classification, bad-input messages."""
+
 from __future__ import annotations
 
 import bz2
@@ -21,21 +22,27 @@ RDF = DATA / "rdf"
 
 def _content(ds):
     """Dataset content as term-level sets (blank node labels ignored: formats rename them)."""
+
     def term(i):
         t = ds.entities[i]
         return "_:" if t.startswith("_:") else t
+
     rel = {(term(h), ds.relations[r], term(t)) for h, r, t in ds.relation_triples.tolist()}
     # lexical forms of numbers may change between serializations (891.7 -> 8.917e+02); values are in num
-    att = {(term(e), ds.attributes[a], d, l) for e, a, v, d, l in zip(ds.attr_entity.tolist(), ds.attr_key.tolist(), ds.attr_value, ds.attr_datatype, ds.attr_lang)}
-    num = {(term(e), ds.attributes[a], v) for e, a, v in zip(ds.num_entity.tolist(), ds.num_key.tolist(), ds.num_value.tolist())}
-    names = {(term(e), n, l) for e, n, l in zip(ds.name_entity.tolist(), ds.name_text, ds.name_lang)}
-    imgs = {(term(e), s) for e, s in zip(ds.image_entity.tolist(), ds.image_source)}
+    att = {
+        (term(e), ds.attributes[a], d, l)
+        for e, a, v, d, l in zip(ds.attr_entity.tolist(), ds.attr_key.tolist(), ds.attr_value, ds.attr_datatype, ds.attr_lang, strict=False)
+    }
+    num = {
+        (term(e), ds.attributes[a], v) for e, a, v in zip(ds.num_entity.tolist(), ds.num_key.tolist(), ds.num_value.tolist(), strict=False)
+    }
+    names = {(term(e), n, l) for e, n, l in zip(ds.name_entity.tolist(), ds.name_text, ds.name_lang, strict=False)}
+    imgs = {(term(e), s) for e, s in zip(ds.image_entity.tolist(), ds.image_source, strict=False)}
     return rel, att, num, names, imgs
 
 
 def _ingest(kg1, **kw):
-    opts = IngestOptions(kg1=GraphSpec([str(p) for p in kg1]), kg2=GraphSpec([str(RDF / "kg2.nt")]),
-                         links=[str(RDF / "links.tsv")], **kw)
+    opts = IngestOptions(kg1=GraphSpec([str(p) for p in kg1]), kg2=GraphSpec([str(RDF / "kg2.nt")]), links=[str(RDF / "links.tsv")], **kw)
     return ingest(opts)[0]
 
 
@@ -45,8 +52,13 @@ def test_turtle_is_sorted_into_every_kind():
     ex = "http://example.org/kg1/"
     assert (ex + "Berlin", ex + "capitalOf", ex + "Germany") in rel
     assert (ex + "Berlin", ex + "partOf", "_:") in rel  # blank node object is an entity
-    assert {(ex + "Berlin", "Berlin", "en"), (ex + "Berlin", "Berlin", "de"), (ex + "Germany", "Germany", "en"),
-            (ex + "Paris", "Paris", ""), (ex + "France", "France", "en")} <= names
+    assert {
+        (ex + "Berlin", "Berlin", "en"),
+        (ex + "Berlin", "Berlin", "de"),
+        (ex + "Germany", "Germany", "en"),
+        (ex + "Paris", "Paris", ""),
+        (ex + "France", "France", "en"),
+    } <= names
     assert (ex + "Berlin", "http://img.example.org/berlin.jpg") in imgs
     assert (ex + "Germany", "/srv/images/germany flag.png") in imgs  # file: IRI -> local path
     assert (ex + "Paris", "https://img.example.org/paris.png") in imgs  # schema:image literal
@@ -63,7 +75,9 @@ def test_turtle_is_sorted_into_every_kind():
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # rdflib's own serializers, used to write the inputs
-@pytest.mark.parametrize("fmt,ext", [("nt", "nt"), ("xml", "rdf"), ("json-ld", "jsonld"), ("trig", "trig"), ("nquads", "nq"), ("turtle", "ttl")])
+@pytest.mark.parametrize(
+    "fmt,ext", [("nt", "nt"), ("xml", "rdf"), ("json-ld", "jsonld"), ("trig", "trig"), ("nquads", "nq"), ("turtle", "ttl")]
+)
 @pytest.mark.parametrize("comp", ["", ".gz", ".bz2", ".xz"])
 def test_every_rdf_format_and_compression_reads_the_same(tmp_path, fmt, ext, comp):
     reference = _content(_ingest([RDF / "kg1.ttl"]))
@@ -79,6 +93,7 @@ def test_every_rdf_format_and_compression_reads_the_same(tmp_path, fmt, ext, com
     assert _content(ds) == reference
     src = next(s for s in ds.manifest["sources"] if s["path"] == str(path))
     import hashlib
+
     assert src["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -98,19 +113,24 @@ def test_tsv_relation_and_attribute_triples_from_real_openea_lines(tmp_path):
     attrs.write_text(
         f"{en[0]}\thttp://dbpedia.org/ontology/areaTotal\t6480.0^^<http://www.w3.org/2001/XMLSchema#double>\n"
         f"{en[1]}\thttp://dbpedia.org/ontology/birthYear\t1948^^<http://www.w3.org/2001/XMLSchema#gYear>\n"
-        f"{en[2]}\thttp://xmlns.com/foaf/0.1/name\t\"Bryan Adams\"@en\n"
+        f'{en[2]}\thttp://xmlns.com/foaf/0.1/name\t"Bryan Adams"@en\n'
         f"{en[2]}\thttp://dbpedia.org/ontology/height\t1.73\n"
-        f"{en[2]}\thttp://dbpedia.org/ontology/motto\tplain words\n")
+        f"{en[2]}\thttp://dbpedia.org/ontology/motto\tplain words\n"
+    )
     kg2 = DATA / "openea" / "rel_triples_2"
-    opts = IngestOptions(kg1=GraphSpec([f"tsv:{DATA / 'openea' / 'rel_triples_1'}"], attributes=[str(attrs)]),
-                         kg2=GraphSpec([f"tsv:{kg2}"]), links=[f"tsv:{DATA / 'openea' / 'ent_links'}"], lenient=True)
+    opts = IngestOptions(
+        kg1=GraphSpec([f"tsv:{DATA / 'openea' / 'rel_triples_1'}"], attributes=[str(attrs)]),
+        kg2=GraphSpec([f"tsv:{kg2}"]),
+        links=[f"tsv:{DATA / 'openea' / 'ent_links'}"],
+        lenient=True,
+    )
     ds, _ = ingest(opts)
     lines1 = {tuple(l.split("\t")) for l in (DATA / "openea" / "rel_triples_1").read_text().splitlines()}
     got = {(ds.entities[h], ds.relations[r], ds.entities[t]) for h, r, t in ds.relation_triples.tolist() if ds.entity_kg[h] == 1}
     assert got == lines1
-    nums = {ds.attributes[a].rsplit("/", 1)[1]: v for a, v in zip(ds.num_key.tolist(), ds.num_value.tolist())}
+    nums = {ds.attributes[a].rsplit("/", 1)[1]: v for a, v in zip(ds.num_key.tolist(), ds.num_value.tolist(), strict=False)}
     assert nums == {"areaTotal": 6480.0, "birthYear": 1948.0, "height": 1.73}  # plain TSV numbers count
-    assert ("Bryan Adams", "en") in set(zip(ds.name_text, ds.name_lang))  # foaf:name in TSV is a name
+    assert ("Bryan Adams", "en") in set(zip(ds.name_text, ds.name_lang, strict=False))  # foaf:name in TSV is a name
 
 
 def test_images_tsv_relative_paths_are_resolved(tmp_path):
@@ -127,14 +147,17 @@ def test_images_tsv_relative_paths_are_resolved(tmp_path):
 def test_names_tsv_and_names_from_iri(tmp_path):
     names = tmp_path / "names.tsv"
     names.write_text("http://example.org/kg2/Q64\tBerlin_(city)\tde\n")
-    opts = IngestOptions(kg1=GraphSpec([f"tsv:{DATA / 'openea' / 'rel_triples_1'}"], names_from_iri=True),
-                         kg2=GraphSpec([str(RDF / "kg2.nt")], names=[str(names)]), underscores_to_spaces=True)
+    opts = IngestOptions(
+        kg1=GraphSpec([f"tsv:{DATA / 'openea' / 'rel_triples_1'}"], names_from_iri=True),
+        kg2=GraphSpec([str(RDF / "kg2.nt")], names=[str(names)]),
+        underscores_to_spaces=True,
+    )
     ds, _ = ingest(opts)
-    kg1_names = {ds.entities[e]: n for e, n in zip(ds.name_entity.tolist(), ds.name_text) if ds.entity_kg[e] == 1}
+    kg1_names = {ds.entities[e]: n for e, n in zip(ds.name_entity.tolist(), ds.name_text, strict=False) if ds.entity_kg[e] == 1}
     assert len(kg1_names) == ds.kg1_size  # every KG1 entity is an IRI, so every one got a name
     first = (DATA / "openea" / "rel_triples_1").read_text().split("\t", 1)[0]
     assert kg1_names[first] == name_from_iri(first) and "_" not in kg1_names[first]
-    assert ("Berlin (city)", "de") in set(zip(ds.name_text, ds.name_lang))
+    assert ("Berlin (city)", "de") in set(zip(ds.name_text, ds.name_lang, strict=False))
     assert name_from_iri("http://dbpedia.org/resource/Victor_Miller_(writer)") == "Victor Miller (writer)"
     assert name_from_iri("http://example.org/x#Caf%C3%A9_Noir") == "Café Noir"
 
@@ -164,14 +187,17 @@ def _bad(tmp_path, name, text: bytes, **kw):
 GOOD = b"<http://a/x> <http://a/p> <http://a/y> .\n"
 
 
-@pytest.mark.parametrize("name,text,line,problem", [
-    ("g.nt", GOOD + GOOD + b"<http://a/x> <http://a/p> bad .\n" + GOOD, 3, "object"),
-    ("g.nt.gz", gzip.compress(GOOD + b"<http://a/x> <http://a/p> .\n"), 2, ""),
-    ("g.ttl", b"@prefix a: <http://a/> .\na:x a:p a:y .\na:x a:p \"unterminated .\n", 3, ""),
-    ("g.tsv", b"x\tp\ty\nx\tp\n", 2, "expected 3 tab-separated fields"),
-    ("g.tsv", b"x\tp\ty\n\xff\xfe\tp\ty\n", 2, "UTF-8"),
-    ("g.tsv", b"x\tp\ty\nx\t\ty\n", 2, "empty field"),
-])
+@pytest.mark.parametrize(
+    "name,text,line,problem",
+    [
+        ("g.nt", GOOD + GOOD + b"<http://a/x> <http://a/p> bad .\n" + GOOD, 3, "object"),
+        ("g.nt.gz", gzip.compress(GOOD + b"<http://a/x> <http://a/p> .\n"), 2, ""),
+        ("g.ttl", b'@prefix a: <http://a/> .\na:x a:p a:y .\na:x a:p "unterminated .\n', 3, ""),
+        ("g.tsv", b"x\tp\ty\nx\tp\n", 2, "expected 3 tab-separated fields"),
+        ("g.tsv", b"x\tp\ty\n\xff\xfe\tp\ty\n", 2, "UTF-8"),
+        ("g.tsv", b"x\tp\ty\nx\t\ty\n", 2, "empty field"),
+    ],
+)
 def test_bad_line_names_file_and_line(tmp_path, name, text, line, problem):
     p, opts = _bad(tmp_path, name, text)
     with pytest.raises(InputError) as exc:
@@ -202,7 +228,11 @@ def test_empty_graph_is_an_error(tmp_path):
 
 
 def test_rdfxml_error_has_a_line(tmp_path):
-    p, opts = _bad(tmp_path, "g.rdf", b'<?xml version="1.0"?>\n<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n<broken\n</rdf:RDF>\n')
+    p, opts = _bad(
+        tmp_path,
+        "g.rdf",
+        b'<?xml version="1.0"?>\n<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n<broken\n</rdf:RDF>\n',
+    )
     with pytest.raises(InputError) as exc:
         ingest(opts)
     assert exc.value.path == str(p) and exc.value.line is not None

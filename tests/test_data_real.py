@@ -4,6 +4,7 @@ then `kgalign info --json`, counts checked against SOURCES.md.
 Skipped when the shared data folder is absent: it is looked for at
 $KGALIGN_SHARED_DATA, then <repo>/../shared/data (where CI has it), then /work/shared/data.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,12 +27,15 @@ def _shared() -> Path | None:
 
 
 SHARED = _shared()
-pytestmark = pytest.mark.skipif(SHARED is None, reason="shared benchmark data not found (set KGALIGN_SHARED_DATA or put it at <repo>/../shared/data)")
+pytestmark = pytest.mark.skipif(
+    SHARED is None, reason="shared benchmark data not found (set KGALIGN_SHARED_DATA or put it at <repo>/../shared/data)"
+)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kgalign.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        [sys.executable, "-m", "kgalign.cli", *args], capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
 
 
 def ingest_info(tmp_path: Path, *args: str) -> dict:
@@ -93,8 +97,9 @@ def test_mmkg_raw_files(tmp_path, pair, links, kg1_images, kg2_images):
 
 def test_legacy_split_on_real_links_matches_numpy_shuffle(tmp_path):
     ref = SHARED / "mmkg_pathfusion" / "DB15K-FB15K" / "ref_ent_ids"
-    info = ingest_info(tmp_path, "--layout", f"mclea:{ref.parent}", "--split", "legacy", "--train-ratio", "0.8",
-                       "--legacy-valid", "0.1", "--seed", "7")
+    info = ingest_info(
+        tmp_path, "--layout", f"mclea:{ref.parent}", "--split", "legacy", "--train-ratio", "0.8", "--legacy-valid", "0.1", "--seed", "7"
+    )
     ills = [tuple(int(x) for x in line.split("\t")) for line in ref.read_text().splitlines()]
     rs = np.random.RandomState(42)
     shuffled = list(ills)
@@ -108,9 +113,23 @@ def test_legacy_split_on_real_links_matches_numpy_shuffle(tmp_path):
 
 def test_prepare_datasets_fb_db(tmp_path):
     """benchmarks/prepare_datasets.py rebuilds FB15K-DB15K from four sources (FB side from FB15k-237 + OpenKE)."""
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "prepare_datasets.py"), "--shared", str(SHARED),
-                           "-o", str(tmp_path), "--only", "fb_db_20", "--json"], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "prepare_datasets.py"),
+            "--shared",
+            str(SHARED),
+            "-o",
+            str(tmp_path),
+            "--only",
+            "fb_db_20",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0, proc.stderr
     counts = json.loads(proc.stdout)["fb_db_20"]
     # SOURCES.md reconstruction check: 381186 unique triples over 14787 FB entities and 1056 relations

@@ -1,4 +1,5 @@
 """Link splits: random, legacy (bit-for-bit MEAformer family), legacy + valid, given files; link checks."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -67,8 +68,13 @@ def test_given_split_files_and_unused(tmp_path):
     train.write_text("http://example.org/kg1/Berlin\thttp://example.org/kg2/Q64\n")
     test = tmp_path / "test.tsv"
     test.write_text("http://example.org/kg1/Paris\thttp://example.org/kg2/Q90\n")
-    opts = IngestOptions(kg1=GraphSpec([str(RDF / "kg1.ttl")]), kg2=GraphSpec([str(RDF / "kg2.nt")]),
-                         links=[str(RDF / "links.tsv")], train_links=[str(train)], test_links=[str(test)])
+    opts = IngestOptions(
+        kg1=GraphSpec([str(RDF / "kg1.ttl")]),
+        kg2=GraphSpec([str(RDF / "kg2.nt")]),
+        links=[str(RDF / "links.tsv")],
+        train_links=[str(train)],
+        test_links=[str(test)],
+    )
     ds, _ = ingest(opts)
     assert ds.link_split == ["train", "unused", "test", "unused"]
     assert ds.manifest["split"]["method"] == "given" and str(train) in ds.manifest["split"]["files"]
@@ -91,9 +97,11 @@ def test_links_rdf_sameas_and_reversed_tsv(tmp_path):
 def test_unknown_duplicate_and_conflicting_links(tmp_path):
     links = tmp_path / "l.tsv"
     good = (RDF / "links.tsv").read_text()
-    links.write_text(good + "http://example.org/kg1/Berlin\thttp://example.org/kg2/Q64\n"  # duplicate
-                     "http://example.org/kg1/Berlin\thttp://example.org/kg2/Q90\n"  # not one-to-one
-                     "http://example.org/kg1/Nowhere\thttp://example.org/kg2/Q64\n")  # unknown, line 7
+    links.write_text(
+        good + "http://example.org/kg1/Berlin\thttp://example.org/kg2/Q64\n"  # duplicate
+        "http://example.org/kg1/Berlin\thttp://example.org/kg2/Q90\n"  # not one-to-one
+        "http://example.org/kg1/Nowhere\thttp://example.org/kg2/Q64\n"
+    )  # unknown, line 7
     base = dict(kg1=GraphSpec([str(RDF / "kg1.ttl")]), kg2=GraphSpec([str(RDF / "kg2.nt")]), links=[str(links)])
     with pytest.raises(InputError) as exc:
         ingest(IngestOptions(**base))

@@ -1,4 +1,5 @@
 """The environment the README installs: no torchvision, text stack importable, CLI light."""
+
 import importlib.util
 import subprocess
 import sys

@@ -1,4 +1,5 @@
 """Ranking metrics: hand-worked values, ties, CSLS blocked vs a plain implementation, scopes."""
+
 import math
 
 import numpy as np
@@ -85,14 +86,19 @@ def _plain(emb, links, k, c1=None, c2=None):
     return out
 
 
-@pytest.mark.parametrize("block_size,max_elems,cache", [(1, 1 << 25, 0), (7, 1 << 25, 1 << 27), (4096, 1 << 25, 0), (4096, 1 << 25, 1 << 27), (4096, 50, 1 << 27)])
+@pytest.mark.parametrize(
+    "block_size,max_elems,cache",
+    [(1, 1 << 25, 0), (7, 1 << 25, 1 << 27), (4096, 1 << 25, 0), (4096, 1 << 25, 1 << 27), (4096, 50, 1 << 27)],
+)
 @pytest.mark.parametrize("k", [1, 3, 10])
 def test_blocked_equals_plain_test_scope(block_size, max_elems, cache, k):
     g = torch.Generator().manual_seed(block_size + k)
     n = 60
     emb = torch.randn(2 * n, 6, generator=g)
     links = torch.stack([torch.randperm(n, generator=g)[:50], n + torch.randperm(n, generator=g)[:50]], 1)
-    res = evaluate_embeddings(emb, links, csls_k=k, block_size=block_size, max_block_elems=max_elems, cache_elems=cache, return_ranks=True, dtype=torch.float64)
+    res = evaluate_embeddings(
+        emb, links, csls_k=k, block_size=block_size, max_block_elems=max_elems, cache_elems=cache, return_ranks=True, dtype=torch.float64
+    )
     ref = _plain(emb, links, k)
     for m in ("cosine", "csls"):
         for d in ("l2r", "r2l"):

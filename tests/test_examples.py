@@ -1,4 +1,5 @@
 """The bundled example (examples/): reproducible, well-formed, and learnable but not trivial."""
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,7 @@ def graphs() -> dict[str, rdflib.Graph]:
     out = {}
     for key in ("kg1", "kg2"):
         g = rdflib.Graph()
-        g.parse(EX / f"{key}.ttl", format="turtle")   # base = the file's own location
+        g.parse(EX / f"{key}.ttl", format="turtle")  # base = the file's own location
         out[key] = g
     return out
 
@@ -60,7 +61,7 @@ def _images(key: str) -> dict[str, Path]:
     out = {}
     for e, src in _rows(EX / "tsv" / f"{key}_images.tsv", 2):
         if src.startswith(KG2_URL):
-            out[e] = EX / src[len(KG2_URL):]
+            out[e] = EX / src[len(KG2_URL) :]
         else:  # relative to the TSV file's own folder
             out[e] = (EX / "tsv" / src).resolve()
     return out
@@ -70,13 +71,14 @@ def _images(key: str) -> dict[str, Path]:
 
 
 def test_generator_reproduces_committed_files(tmp_path):
-    subprocess.run([sys.executable, str(EX / "make_example.py"), "--out", str(tmp_path)],
-                   check=True, capture_output=True)
+    subprocess.run([sys.executable, str(EX / "make_example.py"), "--out", str(tmp_path)], check=True, capture_output=True)
     made = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     committed = sorted(
-        p.relative_to(EX).as_posix() for p in EX.rglob("*")
-        if p.is_file() and p.name not in ("README.md", "make_example.py")
-        and not {"__pycache__", "out"} & set(p.relative_to(EX).parts)   # out/ is git-ignored scratch
+        p.relative_to(EX).as_posix()
+        for p in EX.rglob("*")
+        if p.is_file()
+        and p.name not in ("README.md", "make_example.py")
+        and not {"__pycache__", "out"} & set(p.relative_to(EX).parts)  # out/ is git-ignored scratch
     )
     assert made == committed
     for rel in made:
@@ -134,16 +136,16 @@ def test_kg1_image_iris_resolve_to_files(graphs):
         assert path.parent == EX / "images" / "kg1"
     kg2 = [str(o) for o in graphs["kg2"].objects(None, rdflib.URIRef(KG2_IMG))]
     assert kg2 and all(u.startswith(KG2_URL + "images/kg2/") for u in kg2)
-    assert all((EX / u[len(KG2_URL):]).is_file() for u in kg2)
+    assert all((EX / u[len(KG2_URL) :]).is_file() for u in kg2)
 
 
 def test_literals_are_typed(graphs):
-    dts = Counter(str(o.datatype).rsplit("#", 1)[1] for g in graphs.values()
-                  for o in g.objects() if isinstance(o, rdflib.Literal) and o.datatype)
+    dts = Counter(
+        str(o.datatype).rsplit("#", 1)[1] for g in graphs.values() for o in g.objects() if isinstance(o, rdflib.Literal) and o.datatype
+    )
     for dt in ("integer", "decimal", "double", "date", "gYear"):
         assert dts[dt] > 0, dt
-    langs = {o.language for g in graphs.values() for o in g.objects()
-             if isinstance(o, rdflib.Literal) and o.language}
+    langs = {o.language for g in graphs.values() for o in g.objects() if isinstance(o, rdflib.Literal) and o.language}
     assert {"en", "fr"} <= langs
     # No typed literal is invalid for its datatype (rdflib knows all but gYear).
     for g in graphs.values():
@@ -195,13 +197,12 @@ def test_recipe_properties(links):
         rel = _rows(EX / "tsv" / f"{key}_rel.tsv", 3)
         assert 5.5 <= 2 * len(rel) / len(ents) <= 9.0
         names = _names(key)
-        assert 0.8 < len(names) / len(ents) < 1.0      # some names are missing
+        assert 0.8 < len(names) / len(ents) < 1.0  # some names are missing
     # Different relation vocabularies and IRI namespaces.
     r1 = {r[1] for r in _rows(EX / "tsv" / "kg1_rel.tsv", 3)}
     r2 = {r[1] for r in _rows(EX / "tsv" / "kg2_rel.tsv", 3)}
-    assert not r1 & r2 and len(r2) < len(r1)           # KG2 merges some relations
-    assert all(a.startswith("http://kg1.example.org/") and b.startswith("http://kg2.example.org/")
-               for a, b in links)
+    assert not r1 & r2 and len(r2) < len(r1)  # KG2 merges some relations
+    assert all(a.startswith("http://kg1.example.org/") and b.startswith("http://kg2.example.org/") for a, b in links)
 
 
 # ------------------------------------------------------------------ learnable, not trivial
@@ -211,7 +212,7 @@ def test_exact_names_align_well_under_60_percent(links):
     n1, n2 = _names("kg1"), _names("kg2")
     equal = sum(1 for a, b in links if a in n1 and n1[a] == n2.get(b))
     assert equal / len(links) < 0.6
-    assert equal / len(links) > 0.2                   # but names are still a real signal
+    assert equal / len(links) > 0.2  # but names are still a real signal
 
 
 def _pixels(path: Path) -> np.ndarray:
@@ -229,18 +230,19 @@ def image_baseline_hits1(links) -> tuple[float, float]:
     pairs = [(a, b) for a, b in links if a in i1 and b in i2]
     m1 = np.stack([_pixels(i1[a]) for a, _ in pairs])
     best = (m1 @ m2.T).argmax(1)
-    hits = np.mean([cand[j] == b for j, (_, b) in zip(best, pairs)])
+    hits = np.mean([cand[j] == b for j, (_, b) in zip(best, pairs, strict=False)])
     return float(hits), 1.0 / len(cand)
 
 
 def test_image_baseline_far_above_chance(links):
     hits, chance = image_baseline_hits1(links)
     assert hits > 10 * chance
-    assert hits < 0.95                                  # and images alone do not solve it
+    assert hits < 0.95  # and images alone do not solve it
 
 
 def structure_baseline_hits1(links, seed_frac: float = 0.3) -> tuple[float, float]:
     """Hits@1 of counting aligned neighbours given a random 30 % of the links as seeds."""
+
     def neighbours(key):
         d: dict[str, set[str]] = {}
         for h, _, t in _rows(EX / "tsv" / f"{key}_rel.tsv", 3):
@@ -262,7 +264,7 @@ def structure_baseline_hits1(links, seed_frac: float = 0.3) -> tuple[float, floa
         for x in nb1.get(a, ()):
             for y in nb2.get(seeds.get(x), ()):
                 score[col[y]] += 1
-        score += 1e-6 * rng.random(len(cand))         # random tie-breaking
+        score += 1e-6 * rng.random(len(cand))  # random tie-breaking
         hits.append(cand[int(score.argmax())] == b)
     return float(np.mean(hits)), 1.0 / len(cand)
 

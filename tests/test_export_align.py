@@ -1,11 +1,12 @@
 """align_embeddings / align_run: scopes, seeds, thresholds, review band, blocked = unblocked."""
+
 import numpy as np
 import pytest
+from test_export_helpers import make_dataset, make_run
 
 from kgalign.export.align import align_embeddings
 from kgalign.export.api import align_run
 from kgalign.export.predictions import read_predictions
-from test_export_helpers import make_dataset, make_run
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def _align(data, **kw):
 
 def _precision(pred, gold):
     g = {tuple(x) for x in gold.tolist()}
-    acc = [(a, b) for a, b, s in zip(pred.kg1.tolist(), pred.kg2.tolist(), pred.status) if s == "accepted"]
+    acc = [(a, b) for a, b, s in zip(pred.kg1.tolist(), pred.kg2.tolist(), pred.status, strict=False) if s == "accepted"]
     return sum(p in g for p in acc) / max(1, len(acc)), len(acc)
 
 
@@ -41,9 +42,9 @@ def test_all_scope_excludes_training_entities_and_flags_seeds(data):
     ds, _ = data
     pred = _align(data)  # defaults: all entities, csls, greedy, seeds included
     train = ds.links_for("train")
-    seeds = [(a, b) for a, b, s in zip(pred.kg1.tolist(), pred.kg2.tolist(), pred.status) if s == "seed"]
+    seeds = [(a, b) for a, b, s in zip(pred.kg1.tolist(), pred.kg2.tolist(), pred.status, strict=False) if s == "seed"]
     assert seeds == [tuple(x) for x in train.tolist()]
-    predicted = [(a, b) for a, b, s in zip(pred.kg1.tolist(), pred.kg2.tolist(), pred.status) if s != "seed"]
+    predicted = [(a, b) for a, b, s in zip(pred.kg1.tolist(), pred.kg2.tolist(), pred.status, strict=False) if s != "seed"]
     assert not ({a for a, _ in predicted} & set(train[:, 0].tolist()))
     assert not ({b for _, b in predicted} & set(train[:, 1].tolist()))
     # 40 KG1 sources (30 linked + 10 dangling) against 38 KG2 targets; greedy over top-10 lists
@@ -55,10 +56,10 @@ def test_all_scope_excludes_training_entities_and_flags_seeds(data):
 def test_threshold_and_review_band(data):
     base = _align(data, include_seeds=False)
     pred = _align(data, include_seeds=False, threshold=0.3, review_threshold=0.1)
-    for s, c in zip(pred.status, pred.score.tolist()):
+    for s, c in zip(pred.status, pred.score.tolist(), strict=False):
         assert (s == "accepted" and c >= 0.3) or (s == "review" and 0.1 <= c < 0.3)
-    expect = sorted((a, b) for a, b, c in zip(base.kg1.tolist(), base.kg2.tolist(), base.score.tolist()) if c >= 0.1)
-    assert sorted(zip(pred.kg1.tolist(), pred.kg2.tolist())) == expect
+    expect = sorted((a, b) for a, b, c in zip(base.kg1.tolist(), base.kg2.tolist(), base.score.tolist(), strict=False) if c >= 0.1)
+    assert sorted(zip(pred.kg1.tolist(), pred.kg2.tolist(), strict=False)) == expect
     only = _align(data, include_seeds=False, threshold=0.3)
     assert set(only.status) <= {"accepted"} and len(only) == pred.status.count("accepted")
     with pytest.raises(ValueError, match="above the threshold"):
@@ -78,6 +79,7 @@ def test_threshold_sweep_is_monotone(data):
         prev_n, prev_p = n, prec if n else prev_p
         seen.append(n)
     assert seen[0] > seen[-1]  # the sweep really moves
+
 
 @pytest.mark.parametrize("strategy", ["greedy", "mutual", "top1", "hungarian"])
 def test_blocked_search_equals_single_block(data, strategy):
@@ -104,8 +106,8 @@ def test_align_run_writes_predictions_and_sidecar(tmp_path):
     assert table.status.count("seed") == 20
     ents = set(ds.entities)
     assert set(table.kg1) <= ents and set(table.kg2) <= ents
-    assert all(c >= 0.2 for c, s in zip(table.score, table.status) if s == "accepted")
-    assert ("_:b1", ds.entities[60]) in set(zip(table.kg1, table.kg2))  # a seed with a blank node
+    assert all(c >= 0.2 for c, s in zip(table.score, table.status, strict=False) if s == "accepted")
+    assert ("_:b1", ds.entities[60]) in set(zip(table.kg1, table.kg2, strict=False))  # a seed with a blank node
 
 
 def test_trainer_style_config_gives_model_name_and_seed(tmp_path):
@@ -125,7 +127,9 @@ def test_scores_are_cosine_by_default_and_csls_on_request(data):
     assert np.allclose(pred.score, (e[pred.kg1] * e[pred.kg2]).sum(1), atol=1e-5)
     assert pred.summary["similarity"] == "csls(k=3)" and pred.summary["score"] == "cosine"
     same = _align(data, score="csls")
-    assert sorted(zip(same.kg1.tolist(), same.kg2.tolist())) == sorted(zip(pred.kg1.tolist(), pred.kg2.tolist()))
+    assert sorted(zip(same.kg1.tolist(), same.kg2.tolist(), strict=False)) == sorted(
+        zip(pred.kg1.tolist(), pred.kg2.tolist(), strict=False)
+    )
     # CSLS scores worked out plainly over the candidate sets (train entities excluded), k = 3
     train = ds.links_for("train")
     src = np.setdiff1d(np.nonzero(ds.entity_kg == 1)[0], train[:, 0])
@@ -135,7 +139,7 @@ def test_scores_are_cosine_by_default_and_csls_on_request(data):
     r2 = np.sort(S, 0)[-3:, :].mean(0)
     pos1 = {x: i for i, x in enumerate(src.tolist())}
     pos2 = {x: i for i, x in enumerate(tgt.tolist())}
-    for a, b, c, st in zip(same.kg1.tolist(), same.kg2.tolist(), same.score.tolist(), same.status):
+    for a, b, c, st in zip(same.kg1.tolist(), same.kg2.tolist(), same.score.tolist(), same.status, strict=False):
         if st != "seed":
             i, j = pos1[a], pos2[b]
             assert c == pytest.approx(2 * S[i, j] - r1[i] - r2[j], abs=1e-5)

@@ -1,4 +1,5 @@
 """Every export format is parsed back and holds exactly the expected pairs, IRIs and scores."""
+
 import io
 import json
 import math
@@ -6,6 +7,7 @@ import math
 import pytest
 import rdflib
 import yaml
+from test_export_helpers import ODD_KG1, ODD_KG2, make_run
 
 from kgalign.errors import InputError
 from kgalign.evaluation.linkset import read_links
@@ -14,7 +16,6 @@ from kgalign.export.exporting import write_links
 from kgalign.export.predictions import LinkTable, format_score, read_predictions
 from kgalign.export.rdfterms import TermPolicy, expand_predicate, nt_bnode, nt_iri
 from kgalign.export.writers import ExportOptions, sssom_prefixes
-from test_export_helpers import ODD_KG1, ODD_KG2, make_run
 
 OWL_SAME = "http://www.w3.org/2002/07/owl#sameAs"
 SKOS_EXACT = "http://www.w3.org/2004/02/skos/core#exactMatch"
@@ -42,7 +43,7 @@ def _odd_table():
 
 
 def _no_bnodes(t: LinkTable) -> LinkTable:
-    keep = [i for i, (a, b) in enumerate(zip(t.kg1, t.kg2)) if not a.startswith("_:") and not b.startswith("_:")]
+    keep = [i for i, (a, b) in enumerate(zip(t.kg1, t.kg2, strict=False)) if not a.startswith("_:") and not b.startswith("_:")]
     return LinkTable([t.kg1[i] for i in keep], [t.kg2[i] for i in keep], [t.score[i] for i in keep], [t.status[i] for i in keep])
 
 
@@ -62,13 +63,13 @@ def test_nt_ttl_parse_back_exactly(tmp_path, fmt, rdf_format, predicate):
     preds = {str(p) for _, p, _ in g}
     assert preds == {expand_predicate(predicate)}
     iri_pairs = {(str(s), str(o)) for s, _, o in g if not isinstance(s, rdflib.BNode) and not isinstance(o, rdflib.BNode)}
-    assert iri_pairs == {(a, b) for a, b in zip(t.kg1, t.kg2) if not a.startswith("_:") and not b.startswith("_:")}
+    assert iri_pairs == {(a, b) for a, b in zip(t.kg1, t.kg2, strict=False) if not a.startswith("_:") and not b.startswith("_:")}
     # blank nodes stay blank nodes (rdflib relabels them), in the expected positions
     assert sum(isinstance(s, rdflib.BNode) for s, _, _ in g) == sum(a.startswith("_:") for a in t.kg1)
     assert sum(isinstance(o, rdflib.BNode) for _, _, o in g) == sum(b.startswith("_:") for b in t.kg2)
     # kgalign's own reader keeps the labels, including the re-encoded one
     back = read_links(out, fmt)
-    assert sorted(zip(back.kg1, back.kg2)) == sorted(zip(t.kg1, t.kg2))
+    assert sorted(zip(back.kg1, back.kg2, strict=False)) == sorted(zip(t.kg1, t.kg2, strict=False))
 
 
 def test_nt_escaping_rules():
@@ -91,7 +92,7 @@ def test_tsv_and_jsonl_parse_back(tmp_path, table):
         else:
             rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
             assert [(r["kg1"], r["kg2"], r["status"], r["predicate"]) for r in rows] == [
-                (a, b, s, OWL_SAME) for a, b, s in zip(table.kg1, table.kg2, table.status)
+                (a, b, s, OWL_SAME) for a, b, s in zip(table.kg1, table.kg2, table.status, strict=False)
             ]
             assert [r["score"] for r in rows] == [float(format_score(x)) for x in table.score]
 
@@ -112,7 +113,7 @@ def test_alignment_rdfxml_parse_back(tmp_path):
         m = g.value(c, A.measure)
         assert m.datatype == rdflib.XSD.float
         got[(str(g.value(c, A.entity1)), str(g.value(c, A.entity2)))] = float(m)
-    expect = {(a, b): min(1.0, max(0.0, s)) for a, b, s in zip(t.kg1, t.kg2, t.score)}
+    expect = {(a, b): min(1.0, max(0.0, s)) for a, b, s in zip(t.kg1, t.kg2, t.score, strict=False)}
     assert got.keys() == expect.keys()
     for k, v in expect.items():
         assert got[k] == pytest.approx(v, abs=1e-6)
@@ -124,7 +125,7 @@ def _parse_sssom(path):
     meta = yaml.safe_load("\n".join(head))
     body = [x for x in lines if x and not x.startswith("#")]
     cols = body[0].split("\t")
-    rows = [dict(zip(cols, r.split("\t"))) for r in body[1:]]
+    rows = [dict(zip(cols, r.split("\t"), strict=False)) for r in body[1:]]
     assert all(len(r.split("\t")) == len(cols) for r in body[1:])
     return meta, cols, rows
 
@@ -146,20 +147,22 @@ def test_sssom_header_columns_and_values(tmp_path):
         p, _, local = x.partition(":")
         return cmap[p] + local if p in cmap and not local.startswith("//") else x
 
-    assert [(expand(r["subject_id"]), expand(r["object_id"])) for r in rows] == list(zip(t.kg1, t.kg2))
+    assert [(expand(r["subject_id"]), expand(r["object_id"])) for r in rows] == list(zip(t.kg1, t.kg2, strict=False))
     assert {expand(r["predicate_id"]) for r in rows} == {SKOS_EXACT}
     assert {r["mapping_justification"] for r in rows} == {"semapv:SemanticSimilarityThresholdMatching"}
     assert cmap["semapv"] == "https://w3id.org/semapv/vocab/"
-    for r, s in zip(rows, t.score):
+    for r, s in zip(rows, t.score, strict=False):
         assert float(r["similarity_score"]) == pytest.approx(s, abs=1e-6)
         assert float(r["confidence"]) == pytest.approx(min(1.0, max(0.0, s)), abs=1e-6)
         assert r["similarity_measure"] == "csls(k=3)"
     back = read_links(out)  # kgalign's reader expands CURIEs the same way
-    assert list(zip(back.kg1, back.kg2)) == list(zip(t.kg1, t.kg2))
+    assert list(zip(back.kg1, back.kg2, strict=False)) == list(zip(t.kg1, t.kg2, strict=False))
 
 
 def test_sssom_prefixes_are_deterministic_and_known_ones_reused():
-    t = LinkTable(["http://dbpedia.org/ontology/x", "http://a.org/1", "http://c.org/z#q"], ["http://b.org/1"] * 3, [0.5] * 3, ["accepted"] * 3)
+    t = LinkTable(
+        ["http://dbpedia.org/ontology/x", "http://a.org/1", "http://c.org/z#q"], ["http://b.org/1"] * 3, [0.5] * 3, ["accepted"] * 3
+    )
     cmap = sssom_prefixes(t, ExportOptions())
     assert cmap["dbo"] == "http://dbpedia.org/ontology/"
     assert cmap["kg1"] == "http://a.org/" and cmap["kg1_2"] == "http://c.org/z#" and cmap["kg2"] == "http://b.org/"
@@ -217,7 +220,7 @@ def test_export_order_selection_and_atomic_file(tmp_path, run):
     s = export_links(run=run, fmt="tsv", output=out)
     t = read_predictions(out)
     assert set(t.status) == {"accepted"} and s["counts"]["seed"] == 0
-    assert list(zip(t.kg1, t.kg2)) == sorted(zip(t.kg1, t.kg2))
+    assert list(zip(t.kg1, t.kg2, strict=False)) == sorted(zip(t.kg1, t.kg2, strict=False))
     s2 = export_links(run=run, fmt="tsv", output=out, include_seeds=True)
     assert s2["counts"]["seed"] == 20 and s2["links"] == s["links"] + 20
     a = out.read_bytes()
@@ -293,4 +296,4 @@ def test_plain_iris_parse_with_a_strict_parser(tmp_path, run, fmt, ox_format):
     triples = list(ox.parse(path=str(out), format=getattr(ox.RdfFormat, ox_format)))
     assert len(triples) == s["links"] > 0
     back = read_predictions(run / "predictions.tsv").select({"accepted"})
-    assert {(t.subject.value, t.object.value) for t in triples} == set(zip(back.kg1, back.kg2))
+    assert {(t.subject.value, t.object.value) for t in triples} == set(zip(back.kg1, back.kg2, strict=False))

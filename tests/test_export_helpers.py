@@ -4,6 +4,7 @@ The embeddings are learnable by construction: the two ends of every link share a
 random latent vector, plus noise; dangling entities get their own vectors.
 Terms include blank nodes and IRIs with characters that need escaping.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,17 @@ ODD_KG1 = [
 ODD_KG2 = ["_:c1", "http://b.org/\u65e5\u672c", "http://b.org/x%20y", "https://b.org/a#frag"]
 
 
-def make_dataset(path: Path, *, n_links: int = 50, dangling1: int = 10, dangling2: int = 8, mids: bool = False, noise: float = 0.35, seed: int = 0, d: int = 16):
+def make_dataset(
+    path: Path,
+    *,
+    n_links: int = 50,
+    dangling1: int = 10,
+    dangling2: int = 8,
+    mids: bool = False,
+    noise: float = 0.35,
+    seed: int = 0,
+    d: int = 16,
+):
     """Write a dataset and return (dataset, embeddings (n, d) float32).
 
     KG1: link ends 0..n_links-1, then dangling. KG2: link ends, then dangling.

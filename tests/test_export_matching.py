@@ -1,4 +1,5 @@
 """Matching strategies: valid matchings, one-to-one where promised, Hungarian optimal (brute force)."""
+
 import itertools
 
 import numpy as np
@@ -13,7 +14,7 @@ def _topk(S: np.ndarray, k: int):
 
 
 def _edge_set(sc, ix):
-    return {(i, int(j)): float(c) for i in range(sc.shape[0]) for j, c in zip(ix[i], sc[i])}
+    return {(i, int(j)): float(c) for i in range(sc.shape[0]) for j, c in zip(ix[i], sc[i], strict=False)}
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -32,7 +33,7 @@ def test_strategies_give_valid_matchings(seed, strategy):
     else:
         s, t, c = getattr(matching, strategy)(sc, ix, p)
     edges = _edge_set(sc, ix)
-    for a, b, x in zip(s.tolist(), t.tolist(), c.tolist()):
+    for a, b, x in zip(s.tolist(), t.tolist(), c.tolist(), strict=False):
         assert (a, b) in edges and edges[(a, b)] == pytest.approx(x)  # only candidate edges, true scores
     assert list(s) == sorted(s)
     if strategy == "top1":
@@ -41,16 +42,25 @@ def test_strategies_give_valid_matchings(seed, strategy):
         assert matching.is_one_to_one(s, t)
     if strategy == "mutual":
         expect = [(i, int(S[i].argmax())) for i in range(m) if S[:, S[i].argmax()].argmax() == i]
-        assert list(zip(s.tolist(), t.tolist())) == expect
+        assert list(zip(s.tolist(), t.tolist(), strict=False)) == expect
 
 
 def _stable(s, t, sc, ix):
     """No blocking pair: a source and a target (in the source's list) that both prefer each other."""
-    partner_s = dict(zip(s.tolist(), t.tolist()))
-    score_s = {a: x for a, x in zip(s.tolist(), sc[s, [list(ix[a]).index(b) for a, b in zip(s.tolist(), t.tolist())]].tolist())} if len(s) else {}
+    partner_s = dict(zip(s.tolist(), t.tolist(), strict=False))
+    score_s = (
+        {
+            a: x
+            for a, x in zip(
+                s.tolist(), sc[s, [list(ix[a]).index(b) for a, b in zip(s.tolist(), t.tolist(), strict=False)]].tolist(), strict=False
+            )
+        }
+        if len(s)
+        else {}
+    )
     holder = {b: a for a, b in partner_s.items()}
     for i in range(sc.shape[0]):
-        for j, c in zip(ix[i].tolist(), sc[i].tolist()):
+        for j, c in zip(ix[i].tolist(), sc[i].tolist(), strict=False):
             mine = score_s.get(i, -np.inf)
             if j == partner_s.get(i):
                 break
@@ -132,7 +142,7 @@ def test_greedy_breaks_ties_by_lower_ids_and_handles_empty():
     sc = np.array([[1.0, 1.0], [1.0, 1.0]])
     ix = np.array([[0, 1], [0, 1]])
     s, t, _ = matching.greedy(sc, ix, 2)
-    assert list(zip(s.tolist(), t.tolist())) == [(0, 0), (1, 1)]
+    assert list(zip(s.tolist(), t.tolist(), strict=False)) == [(0, 0), (1, 1)]
     empty = np.zeros((0, 3)), np.zeros((0, 3), np.int64)
     for fn in (matching.top1, matching.greedy, matching.stable):
         assert len(fn(*empty)[0]) == 0

@@ -1,4 +1,5 @@
 """Relation, attribute, numeric and name featurizers on a small hand-made dataset."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,13 @@ from kgalign.features.bags import attribute_features, relation_features
 from kgalign.features.numeric import numeric_features
 from kgalign.features.text import entity_names, name_from_iri
 
-KG1 = ["http://ex.org/r/Alice_Smith", "http://ex.org/r/Bob", "http://ex.org/r/Caf%C3%A9_Paris", "http://ex.org/r/Dora", "http://ex.org/r/Eve"]
+KG1 = [
+    "http://ex.org/r/Alice_Smith",
+    "http://ex.org/r/Bob",
+    "http://ex.org/r/Caf%C3%A9_Paris",
+    "http://ex.org/r/Dora",
+    "http://ex.org/r/Eve",
+]
 KG2 = ["/m/0a", "/m/0b", "/m/0c", "/m/0d"]
 
 
@@ -20,13 +27,30 @@ def make_dataset(images: list[tuple[int, str]] | None = None) -> Dataset:
     """
     n1, n2 = len(KG1), len(KG2)
     triples = np.array(
-        [[0, 0, 1], [1, 0, 2], [2, 0, 0], [0, 1, 3], [3, 1, 3],  # (3, 1, 3) is a self loop
-         [5, 2, 6], [6, 2, 7]],
+        [
+            [0, 0, 1],
+            [1, 0, 2],
+            [2, 0, 0],
+            [0, 1, 3],
+            [3, 1, 3],  # (3, 1, 3) is a self loop
+            [5, 2, 6],
+            [6, 2, 7],
+        ],
         dtype=np.int64,
     )
     attr = [(0, 2, "Alice", "", "en"), (1, 2, "Bob", "", "en"), (0, 1, "1.70", "xsd:double", ""), (5, 3, "1980", "xsd:gYear", "")]
-    num = [(0, 0, 1980.0), (1, 0, 1990.0), (2, 0, 1985.0), (3, 0, 3000.0), (0, 1, 1.70), (1, 1, 1.80), (1, 1, 1.90),
-           (5, 3, 1980.0), (6, 3, 1990.0), (7, 3, float("nan"))]
+    num = [
+        (0, 0, 1980.0),
+        (1, 0, 1990.0),
+        (2, 0, 1985.0),
+        (3, 0, 3000.0),
+        (0, 1, 1.70),
+        (1, 1, 1.80),
+        (1, 1, 1.90),
+        (5, 3, 1980.0),
+        (6, 3, 1990.0),
+        (7, 3, float("nan")),
+    ]
     names = [(0, "Alice Smith", "en"), (0, "Alice", "fr"), (1, "Bob", "en"), (5, "Alice Smith", "en"), (6, "Bob", "en"), (7, "  ", "")]
     images = images or []
     return Dataset(

@@ -1,4 +1,5 @@
 """`kgalign features` end to end: real dataset directories, real HTTP server, tiny CLIP."""
+
 from __future__ import annotations
 
 import io
@@ -7,14 +8,14 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from test_features_bags import make_dataset
+from test_features_clip import make_tiny_clip
+from test_features_fetch import ImageServer, jpeg_bytes, png_bytes
 from typer.testing import CliRunner
 
 from kgalign.cli import app
 from kgalign.data.store import write_dataset
 from kgalign.features.store import load_features, read_manifest
-from test_features_bags import make_dataset
-from test_features_clip import make_tiny_clip
-from test_features_fetch import ImageServer, jpeg_bytes, png_bytes
 
 runner = CliRunner()
 
@@ -34,8 +35,14 @@ def test_dataset_without_images_then_reuse_and_recompute(tmp_path):
     cache = tmp_path / "cache"
     res = run(ds, "--json", "--cache-dir", cache)
     st = statuses(res)
-    assert st == {"relation": "computed", "attribute": "computed", "numeric": "computed",
-                  "numeric_present": "computed", "name": "computed", "image": "skipped"}
+    assert st == {
+        "relation": "computed",
+        "attribute": "computed",
+        "numeric": "computed",
+        "numeric_present": "computed",
+        "name": "computed",
+        "image": "skipped",
+    }
     summary = json.loads(res.stdout)
     img = [r for r in summary["features"] if r["feature"] == "image"][0]
     assert "no image sources" in img["reason"]
@@ -110,8 +117,21 @@ def test_images_with_tiny_clip_coverage_report_and_cache(image_dataset):
     ds, server, tmp = image_dataset
     clip_dir = make_tiny_clip(tmp / "clip")
     cache = tmp / "cache"
-    args = [ds, "--json", "--image-model", "clip", "--weights", clip_dir, "--cache-dir", cache,
-            "--allow-private-addresses", "--retries", "0", "--modalities", "name,image"]
+    args = [
+        ds,
+        "--json",
+        "--image-model",
+        "clip",
+        "--weights",
+        clip_dir,
+        "--cache-dir",
+        cache,
+        "--allow-private-addresses",
+        "--retries",
+        "0",
+        "--modalities",
+        "name,image",
+    ]
     res = run(*args)
     assert statuses(res) == {"name": "computed", "image": "computed"}
     feats = load_features(ds, ["image", "name"])

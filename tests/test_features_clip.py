@@ -1,4 +1,5 @@
 """CLIP image and text features through transformers, with a tiny random model saved to disk."""
+
 from __future__ import annotations
 
 import json
@@ -44,11 +45,18 @@ def make_tiny_clip(path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     eos = vocab["<|endoftext|>"]
     cfg = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=40, bos_token_id=vocab["<|startoftext|>"],
-                         eos_token_id=eos, pad_token_id=eos),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8),
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=40,
+            bos_token_id=vocab["<|startoftext|>"],
+            eos_token_id=eos,
+            pad_token_id=eos,
+        ),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8),
         projection_dim=16,
     )
     CLIPModel(cfg).save_pretrained(path)

@@ -5,6 +5,7 @@ project venv; they are skipped there and run in a throwaway venv (docs/features.
 "CLIP"). A tiny open_clip config is registered and a random checkpoint saved to disk,
 so the real loading path (the one the CLI uses) reads real files.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -99,22 +100,38 @@ def test_image_and_text_features_match_the_model(oc, tiny_ckpt):
 
 
 def test_cli_image_and_name_features_with_open_clip(oc, tiny_ckpt, tmp_path):
+    from test_features_bags import make_dataset
     from typer.testing import CliRunner
 
     from kgalign.cli import app
     from kgalign.data.store import write_dataset
     from kgalign.features.store import load_features, read_manifest
-    from test_features_bags import make_dataset
 
     model, pt, _ = tiny_ckpt
     a, b = tmp_path / "a.png", tmp_path / "b.jpg"
     Image.new("RGB", (30, 20), (200, 10, 10)).save(a)
     Image.new("RGB", (25, 40), (10, 10, 200)).save(b)
     ds = write_dataset(make_dataset([(0, str(a)), (5, str(b))]), tmp_path / "ds")
-    res = CliRunner().invoke(app, [
-        "features", str(ds), "--json", "--modalities", "name,image", "--image-model", "clip", "--name-model", "clip",
-        "--weights", str(pt), "--clip-arch", TINY, "--cache-dir", str(tmp_path / "cache"),
-    ])
+    res = CliRunner().invoke(
+        app,
+        [
+            "features",
+            str(ds),
+            "--json",
+            "--modalities",
+            "name,image",
+            "--image-model",
+            "clip",
+            "--name-model",
+            "clip",
+            "--weights",
+            str(pt),
+            "--clip-arch",
+            TINY,
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert {r["feature"]: r["status"] for r in json.loads(res.stdout)["features"]} == {"name": "computed", "image": "computed"}
     feats = load_features(ds, ["image", "name"])
@@ -136,10 +153,24 @@ def test_cli_image_and_name_features_with_open_clip(oc, tiny_ckpt, tmp_path):
     from kgalign.features.clip import clip_model_key
 
     assert clip_model_key(str(pt), "transformers") != man["image"]["model_key"]
-    res2 = CliRunner().invoke(app, [
-        "features", str(ds), "--json", "--modalities", "image", "--image-model", "clip", "--clip-backend", "transformers",
-        "--weights", str(pt), "--cache-dir", str(tmp_path / "cache"),
-    ])
+    res2 = CliRunner().invoke(
+        app,
+        [
+            "features",
+            str(ds),
+            "--json",
+            "--modalities",
+            "image",
+            "--image-model",
+            "clip",
+            "--clip-backend",
+            "transformers",
+            "--weights",
+            str(pt),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+    )
     assert res2.exit_code == 3, res2.output  # a .pt file is not a Hugging Face CLIP directory
 
 
@@ -180,10 +211,12 @@ def test_shim_is_what_makes_torchvision_importable(oc):
 
 # ---- runs in the normal environment (no open_clip) ----
 
+
 @pytest.mark.skipif(HAS_OPEN_CLIP, reason="open_clip is installed here")
 def test_auto_backend_without_open_clip_is_transformers(tmp_path):
-    from kgalign.features.clip import ClipBundle, clip_model_key, load_clip_backend, resolve_backend
     from test_features_clip import make_tiny_clip
+
+    from kgalign.features.clip import ClipBundle, clip_model_key, load_clip_backend, resolve_backend
 
     assert resolve_backend("auto") == "transformers"
     d = make_tiny_clip(tmp_path / "clip")

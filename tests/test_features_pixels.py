@@ -1,4 +1,5 @@
 """The weight-free pixel encoder on the example's real images."""
+
 import csv
 from pathlib import Path
 

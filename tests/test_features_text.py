@@ -1,4 +1,5 @@
 """Name features with the real offline text encoders."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The plain-torch VGG-16: torchvision key layout, checkpoint loading, fc7 against plain ops."""
+
 from __future__ import annotations
 
 import time
@@ -20,11 +21,11 @@ def torchvision_vgg16_keys() -> dict[str, tuple]:
     """Key -> shape of torchvision.models.vgg16().state_dict(), written out by hand."""
     chans = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
     out, c_in = {}, 3
-    for i, c in zip(CONVS, chans):
+    for i, c in zip(CONVS, chans, strict=False):
         out[f"features.{i}.weight"] = (c, c_in, 3, 3)
         out[f"features.{i}.bias"] = (c,)
         c_in = c
-    for i, (o, n_in) in zip([0, 3, 6], [(4096, 25088), (4096, 4096), (1000, 4096)]):
+    for i, (o, n_in) in zip([0, 3, 6], [(4096, 25088), (4096, 4096), (1000, 4096)], strict=False):
         out[f"classifier.{i}.weight"] = (o, n_in)
         out[f"classifier.{i}.bias"] = (o,)
     return out
@@ -53,12 +54,12 @@ def test_state_dict_layout_matches_torchvision():
 
 def test_checkpoint_loads_via_weights_and_fc7_matches_plain_ops(tmp_path):
     """`kgalign features --weights CKPT` on a dataset with one image, against plain functional ops."""
+    from test_features_bags import make_dataset
     from typer.testing import CliRunner
 
     from kgalign.cli import app
     from kgalign.data.store import write_dataset
     from kgalign.features.store import load_features, read_manifest
-    from test_features_bags import make_dataset
 
     torch.manual_seed(0)
     ckpt = tmp_path / "vgg16-random.pth"
@@ -68,8 +69,22 @@ def test_checkpoint_loads_via_weights_and_fc7_matches_plain_ops(tmp_path):
     Image.fromarray(rng.integers(0, 256, (300, 260, 3), dtype=np.uint8)).save(img_path)
     # entities 0 and 6 share the image: it is encoded once
     ds = write_dataset(make_dataset([(0, str(img_path)), (6, str(img_path))]), tmp_path / "ds")
-    res = CliRunner().invoke(app, ["features", str(ds), "--modalities", "image", "--weights", str(ckpt),
-                                   "--cache-dir", str(tmp_path / "cache"), "--device", "cpu", "--json"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "features",
+            str(ds),
+            "--modalities",
+            "image",
+            "--weights",
+            str(ckpt),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--device",
+            "cpu",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     mat, mask = load_features(ds, ["image"])["image"]
     assert mat.shape == (9, 4096) and mask.tolist() == [True] + [False] * 5 + [True, False, False]

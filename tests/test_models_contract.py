@@ -1,4 +1,5 @@
 """The model contract (docs/architecture.md) for every registered model, on tiny graphs."""
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -8,8 +9,11 @@ from kgalign.models.synthetic import aligned_pair
 
 torch.set_num_threads(1)
 
-SMALL = {"noco": {"hidden": 32, "noise_size": 16, "uni_conf_hidden": 16},
-         "meaformer": {"hidden": 32}, "mclea": {"hidden": 32, "feature_dim": 12}}
+SMALL = {
+    "noco": {"hidden": 32, "noise_size": 16, "uni_conf_hidden": 16},
+    "meaformer": {"hidden": 32},
+    "mclea": {"hidden": 32, "feature_dim": 12},
+}
 DIMS = {"relation": 20, "attribute": 12, "name": 16, "image": 24}
 
 

@@ -1,4 +1,5 @@
 """MCLEA-specific behaviour and learning on a tiny aligned pair."""
+
 import torch
 
 from kgalign.models.fusion import GlobalWeightFusion
@@ -49,8 +50,7 @@ def test_ial_is_part_of_the_loss_and_teacher_is_detached():
 
 
 def test_short_training_lifts_hits_at_1_far_above_chance():
-    inputs, links = aligned_pair(100, feature_dims={"relation": 24, "attribute": 16, "image": 32},
-                                 missing={"image": 0.2}, seed=3)
+    inputs, links = aligned_pair(100, feature_dims={"relation": 24, "attribute": 16, "image": 32}, missing={"image": 0.2}, seed=3)
     train, test = links[:60], links[60:]
     torch.manual_seed(0)
     model = build_model("mclea", inputs, hidden=64, feature_dim=32)

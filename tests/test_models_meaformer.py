@@ -1,4 +1,5 @@
 """MEAformer-specific behaviour and learning on a tiny aligned pair."""
+
 import math
 
 import torch
@@ -48,8 +49,7 @@ def test_ffn_option_and_dropout_only_in_training():
 
 
 def test_short_training_lifts_hits_at_1_far_above_chance():
-    inputs, links = aligned_pair(100, feature_dims={"relation": 24, "attribute": 16, "image": 32},
-                                 missing={"image": 0.2}, seed=3)
+    inputs, links = aligned_pair(100, feature_dims={"relation": 24, "attribute": 16, "image": 32}, missing={"image": 0.2}, seed=3)
     train, test = links[:60], links[60:]
     torch.manual_seed(0)
     model = build_model("meaformer", inputs, hidden=64)

@@ -1,5 +1,6 @@
 """NoCo-specific behaviour: noise only in training, persistent adaptive scale,
 confidence networks trained, and learning on a tiny aligned pair."""
+
 import pytest
 import torch
 
@@ -83,6 +84,7 @@ def test_confidence_networks_are_supervised():
     out = model()
     probs = {}
     from kgalign.training.losses import pair_log_probs
+
     for m in model.names:
         ab, ba, valid = pair_log_probs(out[m], links, model.tau, model.present(m))
         probs[m] = (ab.detach().exp(), ba.detach().exp(), valid)
@@ -116,8 +118,7 @@ def test_kendall_option_adds_loss_weights():
 
 
 def test_short_training_lifts_hits_at_1_far_above_chance():
-    inputs, links = aligned_pair(100, feature_dims={"relation": 24, "attribute": 16, "image": 32},
-                                 missing={"image": 0.2}, seed=3)
+    inputs, links = aligned_pair(100, feature_dims={"relation": 24, "attribute": 16, "image": 32}, missing={"image": 0.2}, seed=3)
     train, test = links[:60], links[60:]
     torch.manual_seed(0)
     model = build_model("noco", inputs, hidden=64, noise_size=32, uni_conf_hidden=32)

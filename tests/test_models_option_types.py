@@ -1,4 +1,5 @@
 """Model options from config files and --set are type-checked against the registry defaults."""
+
 import pytest
 
 from kgalign.errors import InputError

@@ -1,4 +1,5 @@
 """The dataset directory format: round trip, escaping, atomicity, version checks."""
+
 import json
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Config files, --set overrides, precedence, hashing and resolution (kgalign.config, training.settings)."""
+
 from __future__ import annotations
 
 import json
@@ -135,7 +136,12 @@ def test_unknown_model_and_missing_model(tmp_path):
 
 def test_python_kwargs_route_to_sections():
     got = split_kwargs({"lr": 1e-3, "hidden": 32, "iterative": True, "iterative__start": 4, "csls_k": 5, "model__tau": 0.2}, "noco")
-    assert got == {"train": {"lr": 1e-3}, "model": {"hidden": 32, "tau": 0.2}, "iterative": {"enabled": True, "start": 4}, "eval": {"csls_k": 5}}
+    assert got == {
+        "train": {"lr": 1e-3},
+        "model": {"hidden": 32, "tau": 0.2},
+        "iterative": {"enabled": True, "start": 4},
+        "eval": {"csls_k": 5},
+    }
 
 
 def test_hash_ignores_device_only(tmp_path):

@@ -1,4 +1,5 @@
 """torch.distributed: a real 2-process gloo run on CPU launched with torchrun."""
+
 from __future__ import annotations
 
 import json
@@ -16,11 +17,45 @@ def test_torchrun_two_processes_gloo(tmp_path):
     run = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     p = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
-         "-m", "kgalign.cli", "train", str(ds), "--model", "noco", "-o", str(run), "--epochs", "6", "--device", "cpu",
-         "--batch-size", "16", "--eval-every", "3", "--lr", "5e-3", "--set", "model.hidden=32",
-         "--set", "model.noise_size=16", "--set", "model.icl_weighting=kendall", "--json"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nnodes",
+            "1",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "kgalign.cli",
+            "train",
+            str(ds),
+            "--model",
+            "noco",
+            "-o",
+            str(run),
+            "--epochs",
+            "6",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "16",
+            "--eval-every",
+            "3",
+            "--lr",
+            "5e-3",
+            "--set",
+            "model.hidden=32",
+            "--set",
+            "model.noise_size=16",
+            "--set",
+            "model.icl_weighting=kendall",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(p.stdout)  # one JSON document: only rank 0 prints

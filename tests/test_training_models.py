@@ -1,4 +1,5 @@
 """Every registered model learns on a tiny synthetic dataset; iterative training adds honest pairs."""
+
 from __future__ import annotations
 
 import shutil
@@ -76,8 +77,17 @@ def _relabel(src, dst, mapping):
 
 
 def test_iterative_adds_mostly_correct_pairs_without_peeking(ds_path, tmp_path):
-    kw = dict(FAST, epochs=16, select_on="last", iterative=True, iterative__start=6, iterative__step=2,
-              iterative__reset_every=4, iterative__add_every=4, **SMALL["meaformer"])
+    kw = dict(
+        FAST,
+        epochs=16,
+        select_on="last",
+        iterative=True,
+        iterative__start=6,
+        iterative__step=2,
+        iterative__reset_every=4,
+        iterative__add_every=4,
+        **SMALL["meaformer"],
+    )
     res = train(ds_path, model="meaformer", out_dir=tmp_path / "a", **kw)
     boot = res.results["train_links"]["bootstrapped"]
     assert boot > 20

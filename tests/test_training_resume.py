@@ -1,4 +1,5 @@
 """Checkpoints, interruption (SIGINT/SIGTERM) and --resume: a resumed run ends exactly where an uninterrupted one ends."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,6 @@ from kgalign.errors import InputError, MissingResourceError
 from kgalign.training import train
 from kgalign.training.synthetic import make_synthetic
 
-
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
@@ -30,8 +30,21 @@ def ds_path(tmp_path_factory):
 
 # Iterative training on, so bootstrapped links, the IL optimizer/schedule switch and the
 # candidate set all have to survive the restart; batch 16 gives several steps per epoch.
-KW = dict(epochs=14, eval_every=3, batch_size=16, lr=5e-3, device="cpu", checkpoint_every=4, hidden=32, noise_size=16,
-          iterative=True, iterative__start=5, iterative__step=2, iterative__reset_every=4, iterative__add_every=4)
+KW = dict(
+    epochs=14,
+    eval_every=3,
+    batch_size=16,
+    lr=5e-3,
+    device="cpu",
+    checkpoint_every=4,
+    hidden=32,
+    noise_size=16,
+    iterative=True,
+    iterative__start=5,
+    iterative__step=2,
+    iterative__reset_every=4,
+    iterative__add_every=4,
+)
 
 
 def _records(path):
@@ -131,10 +144,36 @@ def test_resume_of_a_finished_run_rewrites_the_same_outputs(ds_path, reference, 
 # ---------------------------------------------------------------- real signals, real CLI process
 
 # The same configuration as KW, through the command line.
-CLI_ARGS = ["--model", "noco", "--device", "cpu", "--epochs", "14", "--eval-every", "3", "--batch-size", "16",
-            "--lr", "5e-3", "--checkpoint-every", "4", "--set", "model.hidden=32", "--set", "model.noise_size=16",
-            "--iterative", "--il-start", "5", "--set", "iterative.step=2", "--set", "iterative.reset_every=4",
-            "--set", "iterative.add_every=4", "-q"]
+CLI_ARGS = [
+    "--model",
+    "noco",
+    "--device",
+    "cpu",
+    "--epochs",
+    "14",
+    "--eval-every",
+    "3",
+    "--batch-size",
+    "16",
+    "--lr",
+    "5e-3",
+    "--checkpoint-every",
+    "4",
+    "--set",
+    "model.hidden=32",
+    "--set",
+    "model.noise_size=16",
+    "--iterative",
+    "--il-start",
+    "5",
+    "--set",
+    "iterative.step=2",
+    "--set",
+    "iterative.reset_every=4",
+    "--set",
+    "iterative.add_every=4",
+    "-q",
+]
 
 
 def _env():
@@ -142,8 +181,13 @@ def _env():
 
 
 def _interrupt(ds, out, sig):
-    proc = subprocess.Popen([sys.executable, "-m", "kgalign.cli", "train", str(ds), "-o", str(out), *CLI_ARGS],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kgalign.cli", "train", str(ds), "-o", str(out), *CLI_ARGS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     metrics = out / "metrics.jsonl"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
@@ -163,8 +207,13 @@ def _interrupt(ds, out, sig):
 def test_sigint_saves_checkpoint_exits_130_and_resume_matches(ds_path, reference, tmp_path):
     out = tmp_path / "run"
     _interrupt(ds_path, out, signal.SIGINT)
-    p = subprocess.run([sys.executable, "-m", "kgalign.cli", "train", str(ds_path), "-o", str(out), *CLI_ARGS, "--resume"],
-                       capture_output=True, text=True, env=_env(), timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "kgalign.cli", "train", str(ds_path), "-o", str(out), *CLI_ARGS, "--resume"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     # identical to the uninterrupted in-process run with the same configuration
     assert np.array_equal(np.load(out / "embeddings.npy"), np.load(reference / "embeddings.npy"))

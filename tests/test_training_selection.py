@@ -1,4 +1,5 @@
 """Model selection protocol: valid by default, test only when asked (and labelled), refusals, early stopping."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Building blocks of the trainer: schedule, bootstrapping, selection, checkpoints, RNG state."""
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,7 @@ def test_warmup_cosine_shape():
     assert warmup_cosine(1.0, 0.2) == pytest.approx(0.0)
     xs = np.linspace(0.2, 1.0, 50)
     ys = [warmup_cosine(x, 0.2) for x in xs]
-    assert all(a >= b for a, b in zip(ys, ys[1:]))
+    assert all(a >= b for a, b in zip(ys, ys[1:], strict=False))
     assert warmup_cosine(0.5, 0.0) == pytest.approx(0.5)
     assert warmup_constant(0.05, 0.1) == pytest.approx(0.5) and warmup_constant(0.9, 0.1) == 1.0
 
@@ -40,9 +41,7 @@ def test_phase_progress_counts_epochs_not_steps():
 
 def test_mutual_nearest_neighbours():
     # left 0,1,2 and right 3,4,5: 0<->4 and 1<->3 are mutual; 2 points at 4 but 4 prefers 0.
-    emb = torch.tensor(
-        [[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 1.0], [1.0, 0.05], [-1.0, 0.0]]
-    )
+    emb = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 1.0], [1.0, 0.05], [-1.0, 0.0]])
     emb = torch.nn.functional.normalize(emb, dim=1)
     got = mutual_nearest_neighbours(emb, torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), block=2)
     assert got.tolist() == [[0, 4], [1, 3]]
@@ -124,7 +123,7 @@ def test_optimizer_state_round_trips_through_safetensors(tmp_path):
     assert opt2.param_groups[0]["lr"] == 1e-2 and opt2.param_groups[0]["betas"] == (0.9, 0.999)
     _steps(model, opt, x, 4)
     _steps(model2, opt2, x, 4)
-    for a, b in zip(model.parameters(), model2.parameters()):
+    for a, b in zip(model.parameters(), model2.parameters(), strict=False):
         assert torch.equal(a, b)
 
 

@@ -5,6 +5,7 @@ that lists its entities first keeps its id order) and sorts statements into
 relation triples, attribute triples, numeric values, names and images.
 ``assemble`` turns two builders and the resolved links into a Dataset.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -71,8 +72,16 @@ class GraphBuilder:
         self.rels.extend(rels)
         self.tails.extend(tails)
 
-    def add_attribute(self, entity: str, attribute: str, value: str, datatype: str = "", lang: str = "",
-                      plain_numbers: bool = False, numeric: float | None = None) -> None:
+    def add_attribute(
+        self,
+        entity: str,
+        attribute: str,
+        value: str,
+        datatype: str = "",
+        lang: str = "",
+        plain_numbers: bool = False,
+        numeric: float | None = None,
+    ) -> None:
         e = self.entity(entity)
         a = self.attribute(attribute)
         row = (e, a, value, datatype, lang)
@@ -132,8 +141,11 @@ class GraphBuilder:
     # ---- results -----------------------------------------------------------
     def triples(self) -> tuple[np.ndarray, int]:
         """Unique relation triples (first occurrence order) and how many duplicates were dropped."""
-        arr = np.stack([np.asarray(self.heads, np.int64), np.asarray(self.rels, np.int64), np.asarray(self.tails, np.int64)], axis=1) \
-            if self.heads else np.zeros((0, 3), np.int64)
+        arr = (
+            np.stack([np.asarray(self.heads, np.int64), np.asarray(self.rels, np.int64), np.asarray(self.tails, np.int64)], axis=1)
+            if self.heads
+            else np.zeros((0, 3), np.int64)
+        )
         if len(arr) == 0:
             return arr, 0
         n_e, n_r = max(len(self.ent), 1), max(len(self.rel), 1)

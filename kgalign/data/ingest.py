@@ -5,6 +5,7 @@ Order of reading (it fixes the id order): the layouts in the order given, then
 per graph its RDF / relation TSV / OpenKE inputs, attribute TSVs, name TSVs and
 image TSVs. KG1 entity ids come first, then KG2 (see docs/dataset-format.md).
 """
+
 from __future__ import annotations
 
 import logging
@@ -158,8 +159,9 @@ def ingest(opts: IngestOptions) -> tuple[Dataset, dict]:
         elif kind == "openea":
             import_openea(path, g1, g2, problems, intake, fold=opts.fold)
         elif kind == "mmkg":
-            import_mmkg(path, g1, g2, problems, intake, pair=opts.mmkg_pair,
-                        image_dir=Path(opts.mmkg_image_dir) if opts.mmkg_image_dir else None)
+            import_mmkg(
+                path, g1, g2, problems, intake, pair=opts.mmkg_pair, image_dir=Path(opts.mmkg_image_dir) if opts.mmkg_image_dir else None
+            )
         else:
             raise InputError(f"unknown layout {kind!r}; choose mclea, openea or mmkg")
     for kg, spec, g in ((1, opts.kg1, g1), (2, opts.kg2, g2)):
@@ -189,13 +191,23 @@ def ingest(opts: IngestOptions) -> tuple[Dataset, dict]:
     split_info: dict = {"method": method}
     if method == "random":
         labels = random_split(len(kept), opts.train_ratio, opts.valid_ratio, opts.test_ratio, opts.seed)
-        split_info.update(train_ratio=opts.train_ratio, valid_ratio=opts.valid_ratio, test_ratio=opts.test_ratio, seed=opts.seed,
-                          rng="numpy.random.default_rng(seed).permutation")
+        split_info.update(
+            train_ratio=opts.train_ratio,
+            valid_ratio=opts.valid_ratio,
+            test_ratio=opts.test_ratio,
+            seed=opts.seed,
+            rng="numpy.random.default_rng(seed).permutation",
+        )
     elif method == "legacy":
         labels = legacy_split([(a, b) for a, b, *_ in kept], opts.train_ratio, opts.legacy_valid, opts.seed)
-        split_info.update(train_ratio=opts.train_ratio, legacy_seed=LEGACY_SEED, legacy_valid=opts.legacy_valid,
-                          valid_seed=opts.seed, order="link file order",
-                          rng="numpy.random.RandomState(42).shuffle; valid: numpy.random.default_rng(valid_seed).choice")
+        split_info.update(
+            train_ratio=opts.train_ratio,
+            legacy_seed=LEGACY_SEED,
+            legacy_valid=opts.legacy_valid,
+            valid_seed=opts.seed,
+            order="link file order",
+            rng="numpy.random.RandomState(42).shuffle; valid: numpy.random.default_rng(valid_seed).choice",
+        )
     else:
         label_of: dict = {}
         for split in ("train", "valid", "test"):
@@ -238,8 +250,11 @@ def ingest_to(opts: IngestOptions, out_dir: str | os.PathLike, overwrite: bool =
     # --force replaces the whole directory: never do that to one that holds something other than a dataset
     if overwrite and out_dir.exists() and not (out_dir / "manifest.json").is_file():
         if not out_dir.is_dir() or any(out_dir.iterdir()):
-            raise InputError(f"{out_dir} exists and is not a kgalign dataset (no manifest.json); --force replaces only "
-                             "datasets: choose another -o or remove it yourself", str(out_dir))
+            raise InputError(
+                f"{out_dir} exists and is not a kgalign dataset (no manifest.json); --force replaces only "
+                "datasets: choose another -o or remove it yourself",
+                str(out_dir),
+            )
     ds, report = ingest(opts)
     write_dataset(ds, out_dir, overwrite=overwrite)
     return ds, report

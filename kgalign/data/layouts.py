@@ -10,6 +10,7 @@
 Each importer adds to the two GraphBuilders and to an :class:`Intake`
 (links, split files, sources for the manifest).
 """
+
 from __future__ import annotations
 
 import os
@@ -56,6 +57,7 @@ def _require_dir(path: Path, layout: str) -> None:
 
 
 # ---- MCLEA / MEAformer / PathFusion id layout ---------------------------------
+
 
 def _read_ids(path: Path, problems: Problems, intake: Intake, role: str, kg: int | None) -> dict[int, str]:
     src = Source(str(path))
@@ -204,6 +206,7 @@ def _pathfusion_attr(path: Path, graphs, ids, owner, problems: Problems, intake:
 
 # ---- OpenEA -----------------------------------------------------------------
 
+
 def import_openea(path: Path, g1: GraphBuilder, g2: GraphBuilder, problems: Problems, intake: Intake, fold: int = 1) -> None:
     _require_dir(path, "openea")
     graphs = {1: g1, 2: g2}
@@ -234,13 +237,16 @@ def import_openea(path: Path, g1: GraphBuilder, g2: GraphBuilder, problems: Prob
 
 
 def read_link_tsv(src: Source, problems: Problems, intake: Intake, role: str) -> list:
-    out = [(plain_term(f[0].strip()), plain_term(f[1].strip()), src.label, lineno)
-           for lineno, f in read_pairs(src, problems, " (kg1 entity, kg2 entity)", max_cols=None)]
+    out = [
+        (plain_term(f[0].strip()), plain_term(f[1].strip()), src.label, lineno)
+        for lineno, f in read_pairs(src, problems, " (kg1 entity, kg2 entity)", max_cols=None)
+    ]
     intake.used(src, role, None, "tsv")
     return out
 
 
 # ---- MMKG (MMKB raw files) ----------------------------------------------------
+
 
 def _mmkg_term(token: str, kg_name: str) -> str:
     term = plain_term(token)
@@ -270,8 +276,15 @@ def _image_files(image_dir: Path) -> dict[str, str]:
     return out
 
 
-def import_mmkg(path: Path, g1: GraphBuilder, g2: GraphBuilder, problems: Problems, intake: Intake,
-                pair: str | None = None, image_dir: Path | None = None) -> None:
+def import_mmkg(
+    path: Path,
+    g1: GraphBuilder,
+    g2: GraphBuilder,
+    problems: Problems,
+    intake: Intake,
+    pair: str | None = None,
+    image_dir: Path | None = None,
+) -> None:
     _require_dir(path, "mmkg")
     if pair is None:
         same = sorted(path.glob("*/*_SameAsLink.txt"))
@@ -317,9 +330,13 @@ def import_mmkg(path: Path, g1: GraphBuilder, g2: GraphBuilder, problems: Proble
                     else:
                         g.add_image(ent, file)
                         resolved += 1
-            coverage[f"kg{kg}"] = {"image_index": src.label, "entities_with_image_id": len(ents),
-                                   "image_ids_resolved": resolved, "image_ids_without_file": missing,
-                                   "image_dir": os.path.abspath(image_dir) if image_dir else None}
+            coverage[f"kg{kg}"] = {
+                "image_index": src.label,
+                "entities_with_image_id": len(ents),
+                "image_ids_resolved": resolved,
+                "image_ids_without_file": missing,
+                "image_dir": os.path.abspath(image_dir) if image_dir else None,
+            }
             intake.used(src, "image_index", kg, "mmkg")
     if coverage:
         intake.notes["mmkg_image_index"] = coverage
@@ -342,6 +359,7 @@ def import_mmkg(path: Path, g1: GraphBuilder, g2: GraphBuilder, problems: Proble
 
 
 # ---- OpenKE (one graph) -----------------------------------------------------------
+
 
 def import_openke(path: Path, g: GraphBuilder, kg: int, problems: Problems, intake: Intake) -> None:
     """entity2id.txt / relation2id.txt (count line, then ``term id``), ``*2id.txt`` triples as ``h t r``."""

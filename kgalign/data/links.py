@@ -7,6 +7,7 @@
 - Duplicate links are dropped with a warning; an entity linked to more than
   one partner (not one-to-one) is kept and warned about.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -41,15 +42,21 @@ def resolve_links(links: list, g1: GraphBuilder, g2: GraphBuilder, problems: Pro
     links = _orient(links, g1, g2, problems)
     unknown = [lk for lk in links if lk[0] not in g1.ent or lk[1] not in g2.ent]
     if unknown:
+
         def why(lk):
             if lk[0] not in g1.ent:
                 return f"KG1 entity {lk[0]!r} is not in KG1"
             return f"KG2 entity {lk[1]!r} is not in KG2"
+
         first = unknown[0]
         examples = "; ".join(f"{lk[2]}:{lk[3]}: {why(lk)}" for lk in unknown[:SHOW])
         if not problems.lenient:
-            raise InputError(f"{len(unknown)} of {len(links)} {what} name unknown entities ({examples}); "
-                             "check the graph files, or pass --lenient to drop them", first[2], None)
+            raise InputError(
+                f"{len(unknown)} of {len(links)} {what} name unknown entities ({examples}); "
+                "check the graph files, or pass --lenient to drop them",
+                first[2],
+                None,
+            )
         for lk in unknown:
             problems.skipped[lk[2]] = problems.skipped.get(lk[2], 0) + 1
         problems.warn(f"dropped {len(unknown)} {what} to unknown entities ({examples})")
@@ -72,7 +79,8 @@ def resolve_links(links: list, g1: GraphBuilder, g2: GraphBuilder, problems: Pro
     multi2 = [t for t, c in c2.items() if c > 1]
     if multi1 or multi2:
         ex = ", ".join(repr(t) for t in (multi1 + multi2)[:SHOW])
-        problems.warn(f"{what} are not one-to-one: {len(multi1)} KG1 and {len(multi2)} KG2 entities have "
-                      f"several partners (e.g. {ex}); all are kept")
+        problems.warn(
+            f"{what} are not one-to-one: {len(multi1)} KG1 and {len(multi2)} KG2 entities have several partners (e.g. {ex}); all are kept"
+        )
     arr = np.array([(g1.ent[a], g2.ent[b]) for a, b, *_ in kept], np.int64).reshape(-1, 2)
     return arr, kept

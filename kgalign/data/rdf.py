@@ -7,6 +7,7 @@ Graph names of quads are ignored. A syntax error names file and line; in
 lenient mode the pyoxigraph formats skip the bad statement and go on
 (rdflib formats are parsed as a whole and cannot skip).
 """
+
 from __future__ import annotations
 
 import lzma
@@ -82,7 +83,7 @@ def _read_line_based(src: Source, fmt: str, problems: Problems, fh) -> Iterator[
     convert = _convert
     NamedNode, BlankNode, Literal = ox.NamedNode, ox.BlankNode, ox.Literal
     while True:
-        chunk = [line for _, line in zip(range(_CHUNK_LINES), fh)]
+        chunk = [line for _, line in zip(range(_CHUNK_LINES), fh, strict=False)]
         if not chunk:
             break
         try:

@@ -4,6 +4,7 @@ Every input is read once through :class:`HashingReader`, so the manifest's
 sha256 is the digest of the bytes as given (compressed files are hashed
 compressed) without a second pass.
 """
+
 from __future__ import annotations
 
 import bz2
@@ -22,9 +23,22 @@ from kgalign.errors import InputError, MissingResourceError
 COMPRESSIONS = {".gz": "gz", ".bz2": "bz2", ".xz": "xz"}
 # file extension -> format name used throughout kgalign.data
 EXTENSIONS = {
-    ".nt": "nt", ".ntriples": "nt", ".nq": "nq", ".nquads": "nq", ".ttl": "ttl", ".turtle": "ttl",
-    ".trig": "trig", ".rdf": "xml", ".owl": "xml", ".xml": "xml", ".jsonld": "json-ld", ".json": "json-ld",
-    ".n3": "n3", ".tsv": "tsv", ".txt": "tsv", ".tab": "tsv",
+    ".nt": "nt",
+    ".ntriples": "nt",
+    ".nq": "nq",
+    ".nquads": "nq",
+    ".ttl": "ttl",
+    ".turtle": "ttl",
+    ".trig": "trig",
+    ".rdf": "xml",
+    ".owl": "xml",
+    ".xml": "xml",
+    ".jsonld": "json-ld",
+    ".json": "json-ld",
+    ".n3": "n3",
+    ".tsv": "tsv",
+    ".txt": "tsv",
+    ".tab": "tsv",
 }
 RDF_FORMATS = ("nt", "nq", "ttl", "trig", "xml", "json-ld", "n3")
 FORMATS = RDF_FORMATS + ("tsv",)
@@ -173,8 +187,12 @@ class Problems:
         return sum(self.skipped.values())
 
     def summary(self) -> dict:
-        return {"skipped_lines": self.total_skipped, "skipped_by_file": dict(self.skipped),
-                "first_skipped": list(self.examples), "warnings": list(self.warnings)}
+        return {
+            "skipped_lines": self.total_skipped,
+            "skipped_by_file": dict(self.skipped),
+            "first_skipped": list(self.examples),
+            "warnings": list(self.warnings),
+        }
 
 
 def read_lines(src: Source, fh: BinaryIO, problems: Problems):

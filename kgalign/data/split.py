@@ -12,6 +12,7 @@
   train is untouched.
 - ``given``: labels from split files; links in none of them are ``unused``.
 """
+
 from __future__ import annotations
 
 import numpy as np

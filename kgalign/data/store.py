@@ -20,6 +20,7 @@ carriage return as ``\\\\``, ``\\t``, ``\\n``, ``\\r``. Terms are stored exactly
 as ingested: IRIs without angle brackets, blank nodes as ``_:label``, plain
 identifiers (e.g. Freebase mids) as they were.
 """
+
 from __future__ import annotations
 
 import json
@@ -122,7 +123,7 @@ class Dataset:
     def entity_index(self) -> dict[str, int]:
         """Map (kg-qualified) terms to ids: ``{term: id}`` per graph is ambiguous,
         so keys are ``"1\\tterm"`` / ``"2\\tterm"``."""
-        return {f"{k}\t{t}": i for i, (k, t) in enumerate(zip(self.entity_kg.tolist(), self.entities))}
+        return {f"{k}\t{t}": i for i, (k, t) in enumerate(zip(self.entity_kg.tolist(), self.entities, strict=False))}
 
     def counts(self) -> dict:
         """Statistics per graph, as `kgalign info` prints them."""
@@ -137,8 +138,12 @@ class Dataset:
                 "attributes": int((self.attribute_kg == kg).sum()),
                 "attribute_triples": int((self.entity_kg[self.attr_entity] == kg).sum()) if len(self.attr_entity) else 0,
                 "numeric_values": int((self.entity_kg[self.num_entity] == kg).sum()) if len(self.num_entity) else 0,
-                "entities_with_name": int(len(np.unique(self.name_entity[self.entity_kg[self.name_entity] == kg]))) if len(self.name_entity) else 0,
-                "entities_with_image": int(len(np.unique(self.image_entity[self.entity_kg[self.image_entity] == kg]))) if len(self.image_entity) else 0,
+                "entities_with_name": int(len(np.unique(self.name_entity[self.entity_kg[self.name_entity] == kg])))
+                if len(self.name_entity)
+                else 0,
+                "entities_with_image": int(len(np.unique(self.image_entity[self.entity_kg[self.image_entity] == kg])))
+                if len(self.image_entity)
+                else 0,
             }
         out["links"] = {s: int(sum(1 for x in self.link_split if x == s)) for s in SPLITS}
         out["links"]["total"] = len(self.link_split)
@@ -147,6 +152,7 @@ class Dataset:
 
 # ---- writing ---------------------------------------------------------------
 
+
 def _write_tsv(path: Path, header: list[str], rows) -> None:
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("\t".join(header) + "\n")
@@ -154,7 +160,7 @@ def _write_tsv(path: Path, header: list[str], rows) -> None:
 
 
 def _vocab_rows(terms: list[str], kgs: np.ndarray):
-    return ((str(i), str(k), escape(t)) for i, (t, k) in enumerate(zip(terms, kgs.tolist())))
+    return ((str(i), str(k), escape(t)) for i, (t, k) in enumerate(zip(terms, kgs.tolist(), strict=False)))
 
 
 def write_dataset(ds: Dataset, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -170,28 +176,33 @@ def write_dataset(ds: Dataset, out_dir: str | os.PathLike, overwrite: bool = Fal
             ["entity", "attribute", "value", "datatype", "lang"],
             (
                 (str(e), str(a), escape(v), escape(d), escape(l))
-                for e, a, v, d, l in zip(ds.attr_entity.tolist(), ds.attr_key.tolist(), ds.attr_value, ds.attr_datatype, ds.attr_lang)
+                for e, a, v, d, l in zip(
+                    ds.attr_entity.tolist(), ds.attr_key.tolist(), ds.attr_value, ds.attr_datatype, ds.attr_lang, strict=False
+                )
             ),
         )
         _write_tsv(
             tmp / "numeric.tsv",
             ["entity", "attribute", "value"],
-            ((str(e), str(a), repr(float(v))) for e, a, v in zip(ds.num_entity.tolist(), ds.num_key.tolist(), ds.num_value.tolist())),
+            (
+                (str(e), str(a), repr(float(v)))
+                for e, a, v in zip(ds.num_entity.tolist(), ds.num_key.tolist(), ds.num_value.tolist(), strict=False)
+            ),
         )
         _write_tsv(
             tmp / "names.tsv",
             ["entity", "name", "lang"],
-            ((str(e), escape(n), escape(l)) for e, n, l in zip(ds.name_entity.tolist(), ds.name_text, ds.name_lang)),
+            ((str(e), escape(n), escape(l)) for e, n, l in zip(ds.name_entity.tolist(), ds.name_text, ds.name_lang, strict=False)),
         )
         _write_tsv(
             tmp / "images.tsv",
             ["entity", "source"],
-            ((str(e), escape(s)) for e, s in zip(ds.image_entity.tolist(), ds.image_source)),
+            ((str(e), escape(s)) for e, s in zip(ds.image_entity.tolist(), ds.image_source, strict=False)),
         )
         _write_tsv(
             tmp / "links.tsv",
             ["kg1", "kg2", "split"],
-            ((str(a), str(b), s) for (a, b), s in zip(ds.links.tolist(), ds.link_split)),
+            ((str(a), str(b), s) for (a, b), s in zip(ds.links.tolist(), ds.link_split, strict=False)),
         )
         manifest = dict(ds.manifest)
         manifest.update(
@@ -209,6 +220,7 @@ def write_dataset(ds: Dataset, out_dir: str | os.PathLike, overwrite: bool = Fal
 
 
 # ---- reading ---------------------------------------------------------------
+
 
 def _read_tsv(path: Path, ncols: int) -> list[list[str]]:
     rows = []

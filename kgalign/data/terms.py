@@ -6,6 +6,7 @@
   (as fractional years), DBpedia unit datatypes, PathFusion's short type tags,
   and plain numbers where the source has no datatypes (TSV).
 """
+
 from __future__ import annotations
 
 import calendar
@@ -34,8 +35,19 @@ DEFAULT_IMAGE_PREDICATES = ("foaf:depiction", "foaf:img", "schema:image", "dbo:t
 SAME_AS = {PREFIXES["owl"] + "sameAs", "SameAs"}  # "SameAs": the MMKG pseudo-predicate
 
 _INT_TYPES = {
-    "integer", "int", "long", "short", "byte", "nonNegativeInteger", "positiveInteger", "negativeInteger",
-    "nonPositiveInteger", "unsignedLong", "unsignedInt", "unsignedShort", "unsignedByte",
+    "integer",
+    "int",
+    "long",
+    "short",
+    "byte",
+    "nonNegativeInteger",
+    "positiveInteger",
+    "negativeInteger",
+    "nonPositiveInteger",
+    "unsignedLong",
+    "unsignedInt",
+    "unsignedShort",
+    "unsignedByte",
 }
 _FLOAT_TYPES = {"decimal", "double", "float"}
 _DATE_TYPES = {"date", "dateTime", "dateTimeStamp", "gYear", "gYearMonth"}
@@ -62,7 +74,7 @@ def predicate_set(preds) -> frozenset[str]:
         full = expand(p)
         out.add(full)
         if full.startswith("http://schema.org/"):  # schema.org is used with both schemes
-            out.add("https://" + full[len("http://"):])
+            out.add("https://" + full[len("http://") :])
     return frozenset(out)
 
 
@@ -75,7 +87,7 @@ def plain_term(text: str) -> str:
 
 def _datatype_local(datatype: str) -> str:
     if datatype.startswith(XSD):
-        return datatype[len(XSD):]
+        return datatype[len(XSD) :]
     return datatype
 
 

@@ -4,6 +4,7 @@ A field ``<iri>`` loses its angle brackets (stored form); everything else is
 kept as it is. Blank lines are skipped; a line with the wrong number of
 fields or an empty field is bad input (file and line in the message).
 """
+
 from __future__ import annotations
 
 import lzma
@@ -15,8 +16,9 @@ from kgalign.data.terms import plain_term, split_tsv_literal
 from kgalign.errors import InputError
 
 
-def tsv_rows(src: Source, problems: Problems, min_cols: int, max_cols: int | None = None,
-             what: str = "") -> Iterator[tuple[int, list[str]]]:
+def tsv_rows(
+    src: Source, problems: Problems, min_cols: int, max_cols: int | None = None, what: str = ""
+) -> Iterator[tuple[int, list[str]]]:
     """``(lineno, fields)`` for each non-empty line with ``min_cols..max_cols`` non-empty fields.
 
     ``max_cols=None``: any number of fields from ``min_cols`` on.

@@ -1,4 +1,5 @@
 """What `kgalign evaluate` does, as library calls."""
+
 from __future__ import annotations
 
 import os
@@ -121,8 +122,12 @@ def linkset_table(res: dict) -> str:
     rows = [[f"{res['precision']:.4f}", f"{res['recall']:.4f}", f"{res['f1']:.4f}", res["true_positives"], res["counted"], res["gold"]]]
     text = tabulate(rows, headers=["precision", "recall", "F1", "TP", "counted", "gold"], tablefmt="github", disable_numparse=True)
     if "sweep" in res:
-        srows = [[f"{r['threshold']:g}", f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", r["counted"]] for r in res["sweep"]]
-        text += "\n\n" + tabulate(srows, headers=["threshold", "precision", "recall", "F1", "kept"], tablefmt="github", disable_numparse=True)
+        srows = [
+            [f"{r['threshold']:g}", f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", r["counted"]] for r in res["sweep"]
+        ]
+        text += "\n\n" + tabulate(
+            srows, headers=["threshold", "precision", "recall", "F1", "kept"], tablefmt="github", disable_numparse=True
+        )
     note = (
         f"gold: {res['gold_set']}; counted: "
         + ("pairs with a gold KG1 or KG2 entity" if res["count"] == "gold-entities" else "all pairs")

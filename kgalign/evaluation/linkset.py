@@ -18,6 +18,7 @@ Scoring policy (docs/evaluation.md):
   Duplicate pairs count once; terms missing from the dataset count as wrong
   (reported as ``unknown_terms``).
 """
+
 from __future__ import annotations
 
 import json
@@ -44,7 +45,16 @@ class LinkSet:
 
 def detect_format(path: Path) -> str:
     name = path.name.lower()
-    for suffix, fmt in ((".sssom.tsv", "sssom"), (".nt", "nt"), (".ttl", "ttl"), (".rdf", "alignment"), (".xml", "alignment"), (".jsonl", "jsonl"), (".tsv", "tsv"), (".txt", "tsv")):
+    for suffix, fmt in (
+        (".sssom.tsv", "sssom"),
+        (".nt", "nt"),
+        (".ttl", "ttl"),
+        (".rdf", "alignment"),
+        (".xml", "alignment"),
+        (".jsonl", "jsonl"),
+        (".tsv", "tsv"),
+        (".txt", "tsv"),
+    ):
         if name.endswith(suffix):
             if fmt == "tsv":
                 with open(path, encoding="utf-8") as f:
@@ -217,7 +227,7 @@ def read_links(path: str | os.PathLike, fmt: str | None = None, base_kg1: str | 
         raise InputError(f"unknown link format {fmt!r}", str(path))
     for terms, base in ((ls.kg1, base_kg1), (ls.kg2, base_kg2)):
         if base:
-            terms[:] = [t[len(base):] if t.startswith(base) else t for t in terms]
+            terms[:] = [t[len(base) :] if t.startswith(base) else t for t in terms]
     return ls
 
 
@@ -245,15 +255,15 @@ def score_links(
     """
     if count not in ("gold-entities", "all"):
         raise ValueError("count must be 'gold-entities' or 'all'")
-    idx1 = {t: i for i, (t, k) in enumerate(zip(entities, entity_kg.tolist())) if k == 1}
-    idx2 = {t: i for i, (t, k) in enumerate(zip(entities, entity_kg.tolist())) if k == 2}
+    idx1 = {t: i for i, (t, k) in enumerate(zip(entities, entity_kg.tolist(), strict=False)) if k == 1}
+    idx2 = {t: i for i, (t, k) in enumerate(zip(entities, entity_kg.tolist(), strict=False)) if k == 2}
     gold_set = {(int(a), int(b)) for a, b in np.asarray(gold).reshape(-1, 2)}
     train_set = {(int(a), int(b)) for a, b in np.asarray(train).reshape(-1, 2)}
     g1 = {a for a, _ in gold_set}
     g2 = {b for _, b in gold_set}
     best: dict[tuple, float] = {}
     unknown = seeds = outside = 0
-    for a, b, s in zip(links.kg1, links.kg2, links.score):
+    for a, b, s in zip(links.kg1, links.kg2, links.score, strict=False):
         i, j = idx1.get(a), idx2.get(b)
         key = (i if i is not None else ("?", a), j if j is not None else ("?", b))
         if i is None or j is None:

@@ -26,6 +26,7 @@ Protocol (documented in docs/evaluation.md):
   blocks instead of recomputing them (memory: that many scores). No Python loop
   runs over entities.
 """
+
 from __future__ import annotations
 
 from typing import Sequence

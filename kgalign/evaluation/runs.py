@@ -4,6 +4,7 @@ Only ``RUN/config.json`` (its absolute ``"dataset"`` path, plus ``model``/``seed
 for provenance) and ``RUN/embeddings.npy`` (float32 (n, D), global entity ids)
 are required; see docs/architecture.md.
 """
+
 from __future__ import annotations
 
 import hashlib

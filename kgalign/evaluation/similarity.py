@@ -5,6 +5,7 @@ more than ``max_block_elems`` scores exist at once (the full matrix is never
 materialised above that limit). Inputs are expected L2-normalised, so the dot
 product is the cosine similarity.
 """
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -33,7 +34,9 @@ def normalise(emb, device=None, dtype: torch.dtype = torch.float32) -> torch.Ten
     return F.normalize(t, p=2, dim=1)
 
 
-def row_blocks(n_rows: int, n_cols: int, block_size: int = 4096, max_block_elems: int = DEFAULT_MAX_BLOCK_ELEMS) -> Iterator[tuple[int, int]]:
+def row_blocks(
+    n_rows: int, n_cols: int, block_size: int = 4096, max_block_elems: int = DEFAULT_MAX_BLOCK_ELEMS
+) -> Iterator[tuple[int, int]]:
     """Yield ``(start, end)`` row ranges with at most ``block_size`` rows and
     ``max_block_elems`` scores per block (at least one row)."""
     rows = max(1, min(int(block_size), int(max_block_elems) // max(1, int(n_cols))))

@@ -16,6 +16,7 @@ Status: ``accepted`` when score >= threshold, ``review`` when
 review_threshold <= score < threshold; pairs below are dropped (the entity stays
 unmatched). Thresholds apply after matching.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

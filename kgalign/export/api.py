@@ -1,4 +1,5 @@
 """What `kgalign align` and `kgalign export` do, as library calls."""
+
 from __future__ import annotations
 
 import os
@@ -43,9 +44,21 @@ def align_run(
     emb = np.array(r.load_embeddings(ds.num_entities), dtype=np.float32)
     try:
         pred = align_embeddings(
-            emb, ds.entity_kg, ds.links, ds.link_split, scope=scope, similarity=similarity, score=score, strategy=strategy,
-            topk=topk, csls_k=csls_k, threshold=threshold, review_threshold=review_threshold,
-            include_seeds=include_seeds, block_size=block_size, device=device,
+            emb,
+            ds.entity_kg,
+            ds.links,
+            ds.link_split,
+            scope=scope,
+            similarity=similarity,
+            score=score,
+            strategy=strategy,
+            topk=topk,
+            csls_k=csls_k,
+            threshold=threshold,
+            review_threshold=review_threshold,
+            include_seeds=include_seeds,
+            block_size=block_size,
+            device=device,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -57,8 +70,12 @@ def align_run(
     out = Path(output) if output is not None else r.path / PREDICTIONS
     meta = dict(pred.summary)
     meta.update(
-        run=str(r.path.resolve()), dataset=str(r.dataset_path), model=r.model_name,
-        seed=r.seed, config_sha256=r.config_hash, kgalign_version=__version__,
+        run=str(r.path.resolve()),
+        dataset=str(r.dataset_path),
+        model=r.model_name,
+        seed=r.seed,
+        config_sha256=r.config_hash,
+        kgalign_version=__version__,
     )
     write_predictions(out, table, meta)
     meta["output"] = str(out)
@@ -121,8 +138,12 @@ def _export_links(
     ds_path = r.dataset_path if r is not None else (Path(meta["dataset"]) if meta.get("dataset") else None)
     onto1, onto2 = dataset_iri(ds_path, 1), dataset_iri(ds_path, 2)
     opt = ExportOptions(
-        predicate=pred_iri, kg1=TermPolicy(1, base_kg1), kg2=TermPolicy(2, base_kg2),
-        similarity=str(meta.get("score", meta.get("similarity", "unknown"))), onto1=onto1, onto2=onto2,
+        predicate=pred_iri,
+        kg1=TermPolicy(1, base_kg1),
+        kg2=TermPolicy(2, base_kg2),
+        similarity=str(meta.get("score", meta.get("similarity", "unknown"))),
+        onto1=onto1,
+        onto2=onto2,
     )
     if license:
         opt.license = license
@@ -137,7 +158,9 @@ def _export_links(
         prov_path = Path(provenance) if provenance is not None else default_provenance_path(out_path)
         run_dir = r.path.resolve() if r is not None else (Path(meta["run"]) if meta.get("run") else None)
         settings = {
-            k: meta[k] for k in ("scope", "similarity", "score", "strategy", "threshold", "review_threshold", "topk") if meta.get(k) is not None
+            k: meta[k]
+            for k in ("scope", "similarity", "score", "strategy", "threshold", "review_threshold", "topk")
+            if meta.get(k) is not None
         }
         settings.update(seedsIncluded=include_seeds, reviewIncluded=include_review)
         info = ProvenanceInfo(
@@ -155,4 +178,12 @@ def _export_links(
         )
         write_provenance(prov_path, info)
     counts = {s: links.status.count(s) for s in ("accepted", "review", "seed")}
-    return {"format": fmt, "links": len(links), "counts": counts, "predicate": pred_iri, "output": str(out_path) if out_path else "-", "provenance": str(prov_path) if prov_path else None, "predictions": str(ppath)}
+    return {
+        "format": fmt,
+        "links": len(links),
+        "counts": counts,
+        "predicate": pred_iri,
+        "output": str(out_path) if out_path else "-",
+        "provenance": str(prov_path) if prov_path else None,
+        "predictions": str(ppath),
+    }

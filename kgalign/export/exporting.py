@@ -1,4 +1,5 @@
 """`kgalign export`: predictions -> a link file in one format, plus a provenance sidecar."""
+
 from __future__ import annotations
 
 import os

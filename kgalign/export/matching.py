@@ -18,6 +18,7 @@ sorted by source.
   ``min_weight_full_bipartite_matching`` (maximum cardinality first, then
   maximum total score; unmatched entities allowed).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -73,7 +74,7 @@ def greedy(scores: np.ndarray, index: np.ndarray, n_targets: int | None = None):
     limit = min(m, p)
     # sequential by nature; plain lists are faster than numpy scalars here
     us, ut = used_s.tolist(), used_t.tolist()
-    for s, t, c in zip(src.tolist(), tgt.tolist(), sc.tolist()):
+    for s, t, c in zip(src.tolist(), tgt.tolist(), sc.tolist(), strict=False):
         if us[s] or ut[t]:
             continue
         us[s] = ut[t] = True

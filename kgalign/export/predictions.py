@@ -5,6 +5,7 @@ Terms are written exactly as ingested, escaped like the dataset store
 ``accepted``, ``review`` or ``seed``. A JSON sidecar ``FILE.json`` holds the
 align settings (for provenance); it is optional when reading.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -84,7 +85,7 @@ def format_score(x: float) -> str:
 
 def tsv_lines(table: LinkTable):
     yield "\t".join(HEADER) + "\n"
-    for a, b, c, s in zip(table.kg1, table.kg2, table.score, table.status):
+    for a, b, c, s in zip(table.kg1, table.kg2, table.score, table.status, strict=False):
         yield f"{escape(a)}\t{escape(b)}\t{format_score(c)}\t{s}\n"
 
 
@@ -131,7 +132,7 @@ def _read_predictions(path: Path) -> LinkTable:
         lineno = next(i for i, r in enumerate(rows) if len(r) != 4)
         raise InputError(f"expected 4 tab-separated fields, found {len(rows[lineno])}", str(path), lineno + 2)
     if rows:
-        kg1, kg2, sc, status = (list(c) for c in zip(*rows))
+        kg1, kg2, sc, status = (list(c) for c in zip(*rows, strict=False))
     else:
         kg1, kg2, sc, status = [], [], [], []
     del rows

@@ -3,6 +3,7 @@
 Project terms (``kga:``, namespace ``urn:kgalign:vocab:``) carry what PROV does
 not: model, config hash, seed, similarity, strategy, thresholds, scope.
 """
+
 from __future__ import annotations
 
 import datetime as _dt

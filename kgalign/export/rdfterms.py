@@ -10,6 +10,7 @@ blank nodes as ``_:label``, anything else (e.g. Freebase mids ``/m/01xyz``) as i
   the written IRI is base + term. Without one, writing RDF stops with an error
   naming the term; TSV and JSON lines write terms as they are.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,7 +25,12 @@ _BNODE_OK = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.\-]*[A-Za-z0-9_\-])?$")
 # XML 1.0 forbids these characters entirely (even as character references)
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
-EXTRA_PREFIXES = {"semapv": "https://w3id.org/semapv/vocab/", "sssom": "https://w3id.org/sssom/", "void": "http://rdfs.org/ns/void#", "prov": "http://www.w3.org/ns/prov#"}
+EXTRA_PREFIXES = {
+    "semapv": "https://w3id.org/semapv/vocab/",
+    "sssom": "https://w3id.org/sssom/",
+    "void": "http://rdfs.org/ns/void#",
+    "prov": "http://www.w3.org/ns/prov#",
+}
 
 
 def is_blank(term: str) -> bool:
@@ -101,8 +107,13 @@ def xml_attr(text: str, what: str) -> str:
     if _XML_FORBIDDEN.search(text):
         raise InputError(f"{what} {text!r} contains a control character that XML 1.0 cannot represent; use nt, ttl, tsv or jsonl")
     return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-        .replace("\t", "&#9;").replace("\n", "&#10;").replace("\r", "&#13;")
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("\t", "&#9;")
+        .replace("\n", "&#10;")
+        .replace("\r", "&#13;")
     )
 
 
@@ -122,6 +133,7 @@ def turtle_string(text: str) -> str:
 
 
 # ---- bulk conversion (one pass per column; errors before any output) --------
+
 
 def all_plain_iris(terms: list[str]) -> bool:
     """True when every term is an absolute IRI that N-Triples can hold literally

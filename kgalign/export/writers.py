@@ -11,6 +11,7 @@ in [0, 1], so they carry the score clipped to [0, 1], and SSSOM keeps the raw
 value in ``similarity_score`` with ``similarity_measure``. ``nt``/``ttl`` carry
 no score (plain triples; scores live in the other formats).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -21,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from kgalign import __version__
+from kgalign.data.terms import PREFIXES
 from kgalign.errors import InputError
 from kgalign.export.predictions import LinkTable, format_score, tsv_lines
 from kgalign.export.rdfterms import EXTRA_PREFIXES, TermPolicy, all_plain_iris, nt_iri, nt_tokens, resolved_iris, xml_attr, xml_attrs
-from kgalign.data.terms import PREFIXES
 
 FORMATS = ("nt", "ttl", "tsv", "alignment", "sssom", "jsonl")
 ALIGN_NS = "http://knowledgeweb.semanticweb.org/heterogeneity/alignment#"
@@ -50,6 +51,7 @@ def _clip01(x: float) -> float:
 
 # ---- N-Triples / Turtle ---------------------------------------------------
 
+
 def _nt_columns(table: LinkTable, opt: ExportOptions):
     """Tokens of both columns, or the raw terms plus bracket strings when all are plain IRIs."""
     cols = []
@@ -65,7 +67,7 @@ def _nt_lines(table: LinkTable, opt: ExportOptions, pred: str) -> Iterator[str]:
     (t1, l1, r1), (t2, l2, r2) = _nt_columns(table, opt)
     mid = f"{r1} {pred} {l2}"
     end = f"{r2} .\n"
-    return _lines(f"{l1}{a}{mid}{b}{end}" for a, b in zip(t1, t2))
+    return _lines(f"{l1}{a}{mid}{b}{end}" for a, b in zip(t1, t2, strict=False))
 
 
 def write_nt(table: LinkTable, opt: ExportOptions) -> Iterator[str]:
@@ -79,9 +81,9 @@ def write_ttl(table: LinkTable, opt: ExportOptions) -> Iterator[str]:
     known = {**PREFIXES, **EXTRA_PREFIXES}
     pred, head = nt_iri(opt.predicate), ""
     for p, ns in sorted(known.items()):
-        if opt.predicate.startswith(ns) and opt.predicate[len(ns):].isidentifier():
+        if opt.predicate.startswith(ns) and opt.predicate[len(ns) :].isidentifier():
             head = f"@prefix {p}: <{ns}> .\n\n"
-            pred = f"{p}:{opt.predicate[len(ns):]}"
+            pred = f"{p}:{opt.predicate[len(ns) :]}"
             break
     lines = _nt_lines(table, opt, pred)  # converts every term first: errors before any output
     yield head
@@ -101,6 +103,7 @@ def _lines(gen, size: int = 65536) -> Iterator[str]:
 
 # ---- TSV / JSON lines -----------------------------------------------------
 
+
 def write_tsv(table: LinkTable, opt: ExportOptions) -> Iterator[str]:
     return _lines(tsv_lines(table))
 
@@ -117,11 +120,12 @@ def write_jsonl(table: LinkTable, opt: ExportOptions) -> Iterator[str]:
     yield from _lines(
         f'{{"kg1": {_json_str(a)}, "kg2": {_json_str(b)}, "predicate": {pred}, '
         f'"score": {"null" if c is None or math.isnan(c) else format_score(c)}, "status": "{s}"}}\n'
-        for a, b, c, s in zip(table.kg1, table.kg2, table.score, table.status)
+        for a, b, c, s in zip(table.kg1, table.kg2, table.score, table.status, strict=False)
     )
 
 
 # ---- Alignment API (RDF/XML, level 0) -------------------------------------
+
 
 def _alignment_type(table: LinkTable) -> str:
     one1 = len(set(table.kg1)) == len(table.kg1)
@@ -155,7 +159,7 @@ def write_alignment(table: LinkTable, opt: ExportOptions) -> Iterator[str]:
         "      <relation>=</relation>\n"
         f'      <measure rdf:datatype="http://www.w3.org/2001/XMLSchema#float">{1.0 if c is None or math.isnan(c) else _clip01(c):.6f}</measure>\n'
         "    </Cell>\n  </map>\n"
-        for a, b, c in zip(e1, e2, table.score)
+        for a, b, c in zip(e1, e2, table.score, strict=False)
     )
     yield "</Alignment>\n</rdf:RDF>\n"
 
@@ -163,8 +167,15 @@ def write_alignment(table: LinkTable, opt: ExportOptions) -> Iterator[str]:
 # ---- SSSOM TSV --------------------------------------------------------------
 
 SSSOM_COLUMNS = (
-    "subject_id", "predicate_id", "object_id", "mapping_justification",
-    "confidence", "similarity_score", "similarity_measure", "mapping_tool", "comment",
+    "subject_id",
+    "predicate_id",
+    "object_id",
+    "mapping_justification",
+    "confidence",
+    "similarity_score",
+    "similarity_measure",
+    "mapping_tool",
+    "comment",
 )
 
 
@@ -254,7 +265,7 @@ def write_sssom(table: LinkTable, opt: ExportOptions) -> Iterator[str]:
 
     yield from _lines(
         f"{a}\t{pred}\t{b}\t{just[s]}{score_cols(c)}{tail}{comment[s]}\n"
-        for a, b, c, s in zip(sub, obj, table.score, table.status)
+        for a, b, c, s in zip(sub, obj, table.score, table.status, strict=False)
     )
 
 
@@ -265,4 +276,3 @@ def render(table: LinkTable, fmt: str, opt: ExportOptions) -> Iterator[str]:
     if fmt not in WRITERS:
         raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return WRITERS[fmt](table, opt)
-

@@ -3,6 +3,7 @@
 Both pick the top-k columns by frequency over the two graphs together (ties:
 lower id first) and have ``min(k, distinct used)`` columns; no zero padding.
 """
+
 from __future__ import annotations
 
 import numpy as np

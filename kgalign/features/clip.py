@@ -9,6 +9,7 @@ Features are the projected embeddings (``projection_dim``), not normalised.
 ``load_clip_backend`` picks the route: open_clip (kgalign/features/openclip.py)
 when it is installed, unless ``backend="transformers"``.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,6 @@ class ClipBundle:
     def __init__(self, source: str, device: str, batch_size: int):
         import torch  # noqa: F401  (transformers needs it)
         from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
-
         from transformers.utils import logging as hf_logging
 
         level = hf_logging.get_verbosity()

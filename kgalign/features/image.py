@@ -6,6 +6,7 @@ per image under ``CACHE/image-features/<model key>/ab/<sha256 of bytes>.npy``
 so an interrupted run continues where it stopped and identical images
 (shared between datasets or entities) are encoded once.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,7 +56,9 @@ def _load_tensor(path: str, encoder):
         return None, f"cannot decode image: {type(exc).__name__}: {exc}"
 
 
-def encode_images(items: list[tuple[str, str]], encoder, cache: FeatureCache, batch_size: int, workers: int, progress: bool = False) -> dict[str, str]:
+def encode_images(
+    items: list[tuple[str, str]], encoder, cache: FeatureCache, batch_size: int, workers: int, progress: bool = False
+) -> dict[str, str]:
     """Encode ``(sha256, file path)`` items not yet in ``cache``. Returns {sha: reason} for failures."""
     import torch
 
@@ -65,13 +68,13 @@ def encode_images(items: list[tuple[str, str]], encoder, cache: FeatureCache, ba
         for i in range(0, len(todo), batch_size):
             chunk = todo[i : i + batch_size]
             loaded = list(pool.map(lambda it: _load_tensor(it[1], encoder), chunk))
-            good = [(s, t) for (s, _), (t, err) in zip(chunk, loaded) if t is not None]
-            for (s, _), (t, err) in zip(chunk, loaded):
+            good = [(s, t) for (s, _), (t, err) in zip(chunk, loaded, strict=False) if t is not None]
+            for (s, _), (t, err) in zip(chunk, loaded, strict=False):
                 if t is None:
                     failed[s] = err
             if good:
                 vecs = encoder.encode(torch.stack([t for _, t in good]))
-                for (s, _), v in zip(good, vecs):
+                for (s, _), v in zip(good, vecs, strict=False):
                     cache.put(s, v)  # written per image: Ctrl-C loses at most one batch
             bar.update(len(chunk))
     return failed
@@ -90,7 +93,7 @@ def image_features(
     n = ds.num_entities
     candidates: dict[int, list[FetchResult]] = {}
     failures: list[dict] = []
-    for e, src in zip(np.asarray(ds.image_entity).tolist(), ds.image_source):
+    for e, src in zip(np.asarray(ds.image_entity).tolist(), ds.image_source, strict=False):
         r = fetched.get(src)
         if r is None:
             continue

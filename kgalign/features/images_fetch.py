@@ -18,6 +18,7 @@ The cache is keyed by URL: ``CACHE/images/ab/<sha256(url)>.bin`` holds the
 bytes and ``<sha256(url)>.json`` the metadata, written last, so a present JSON
 means a complete entry. A re-run downloads nothing that is cached.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -89,6 +90,7 @@ class FetchError(Exception):
 
 # ---- cache -------------------------------------------------------------------
 
+
 class ImageCache:
     """Bytes + JSON metadata per URL under ``root/images``."""
 
@@ -121,6 +123,7 @@ class ImageCache:
 
 
 # ---- address checks ------------------------------------------------------------
+
 
 def address_problem(ip: str) -> str | None:
     """Why ``ip`` may not be contacted without --allow-private-addresses, or None."""
@@ -205,6 +208,7 @@ def _tls_context(cfg: FetchConfig) -> ssl.SSLContext:
 
 
 # ---- one source ------------------------------------------------------------------
+
 
 def is_local(source: str) -> bool:
     return source.startswith("/") or source.lower().startswith("file:")

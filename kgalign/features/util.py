@@ -1,4 +1,5 @@
 """Small helpers shared by the featurizers: fingerprints, devices, progress."""
+
 from __future__ import annotations
 
 import hashlib

@@ -11,6 +11,7 @@ The feature is **fc7 after its ReLU** (``classifier[:5]`` in eval mode), 4096-d:
 the MMKB / MCLEA / MEAformer image features come from Caffe/Keras VGG-16,
 whose ``fc7`` output is taken after the (in-place) ReLU.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ The model contract (docs/architecture.md): ``cls(inputs, **config)``;
 ``forward() -> {modality: (n, d_m), "joint": (n, D)}``; ``loss(out, links)``;
 ``embed() -> (n, D)`` L2-normalised, eval mode, no grad.
 """
+
 from __future__ import annotations
 
 import torch
@@ -52,14 +53,22 @@ class MultiModalEncoder(nn.Module):
         -> {m: (n, d_m)} in :func:`modality_order`.
     """
 
-    def __init__(self, num_entities: int, feature_dims: dict[str, int], graph_dim: int, feature_out: dict[str, int],
-                 heads: int = 2, layers: int = 2, concat: bool = True, attn_dropout: float = 0.0, l2_inputs=("image",)):
+    def __init__(
+        self,
+        num_entities: int,
+        feature_dims: dict[str, int],
+        graph_dim: int,
+        feature_out: dict[str, int],
+        heads: int = 2,
+        layers: int = 2,
+        concat: bool = True,
+        attn_dropout: float = 0.0,
+        l2_inputs=("image",),
+    ):
         super().__init__()
         self.names = modality_order(feature_dims)
         self.graph = GraphEncoder(num_entities, graph_dim, heads=heads, layers=layers, concat=concat, attn_dropout=attn_dropout)
-        self.proj = nn.ModuleDict(
-            {m: FeatureProjection(feature_dims[m], feature_out[m], l2_input=m in l2_inputs) for m in self.names[1:]}
-        )
+        self.proj = nn.ModuleDict({m: FeatureProjection(feature_dims[m], feature_out[m], l2_input=m in l2_inputs) for m in self.names[1:]})
         self.dims = {"graph": graph_dim, **{m: feature_out[m] for m in self.names[1:]}}
 
     def forward(self, features: dict[str, Tensor], masks: dict[str, Tensor], edge_index: Tensor) -> dict[str, Tensor]:
@@ -100,8 +109,10 @@ class AlignmentModel(nn.Module):
 
     def mask_matrix(self, names: list[str]) -> Tensor:
         """BoolTensor (n, M): column m True where the entity has ``names[m]``."""
-        cols = [torch.ones(self.num_entities, dtype=torch.bool, device=self.edge_index.device) if m == "graph"
-                else getattr(self, f"mask_{m}") for m in names]
+        cols = [
+            torch.ones(self.num_entities, dtype=torch.bool, device=self.edge_index.device) if m == "graph" else getattr(self, f"mask_{m}")
+            for m in names
+        ]
         return torch.stack(cols, 1)
 
     @torch.no_grad()

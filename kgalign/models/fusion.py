@@ -4,6 +4,7 @@ Every module is mask-aware: a modality the entity lacks gets weight exactly 0
 (its logit is ``-inf`` before the softmax), so the joint embedding of such an
 entity is built from the modalities it has.
 """
+
 from __future__ import annotations
 
 import math
@@ -148,7 +149,7 @@ class ConfidenceFusion(nn.Module):
 
     def forward(self, embs: list[Tensor], mask: Tensor) -> dict[str, Tensor]:
         maskf = mask.float()
-        uni = torch.cat([torch.sigmoid(net(x).float()) for net, x in zip(self.uni, embs)], dim=-1) * maskf
+        uni = torch.cat([torch.sigmoid(net(x).float()) for net, x in zip(self.uni, embs, strict=False)], dim=-1) * maskf
         glob = torch.sigmoid(self.glob(uni.to(embs[0].dtype)).float())
         w = uni + glob
         # RC is a calibration measurement, not a learned path (as in PDF): no gradient.

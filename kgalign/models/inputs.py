@@ -4,6 +4,7 @@ This is the contract between the data/feature stages and every model. Models
 never read files; the trainer builds a :class:`ModelInputs` once and moves it to
 the device.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """Encoders shared by the models: the structural GAT and per-modality projections."""
+
 from __future__ import annotations
 
 import math

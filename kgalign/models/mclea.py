@@ -5,6 +5,7 @@ global learnable modality weights, and the intra-modal contrastive loss (ICL)
 plus the inter-modal alignment loss (IAL: KL distillation from the joint
 embedding into each modality). Defaults and their sources: docs/models/mclea.md.
 """
+
 from __future__ import annotations
 
 from torch import Tensor
@@ -31,14 +32,33 @@ class MCLEA(AlignmentModel):
     ``out.aux["weights"]`` (n, M).
     """
 
-    def __init__(self, inputs: ModelInputs, hidden: int = 300, feature_dim: int = 100, gat_heads: int = 2,
-                 gat_layers: int = 2, gat_concat: bool = True, gat_attn_dropout: float = 0.0, tau: float = 0.1,
-                 tau2: float = 4.0, alpha: float = 0.5, ial_weight: float = 0.01, l2_inputs: tuple = ("image",)):
+    def __init__(
+        self,
+        inputs: ModelInputs,
+        hidden: int = 300,
+        feature_dim: int = 100,
+        gat_heads: int = 2,
+        gat_layers: int = 2,
+        gat_concat: bool = True,
+        gat_attn_dropout: float = 0.0,
+        tau: float = 0.1,
+        tau2: float = 4.0,
+        alpha: float = 0.5,
+        ial_weight: float = 0.01,
+        l2_inputs: tuple = ("image",),
+    ):
         super().__init__(inputs)
         feats = self.features()
         self.encoder = MultiModalEncoder(
-            self.num_entities, {m: f.shape[1] for m, f in feats.items()}, hidden, {m: feature_dim for m in feats},
-            heads=gat_heads, layers=gat_layers, concat=gat_concat, attn_dropout=gat_attn_dropout, l2_inputs=tuple(l2_inputs),
+            self.num_entities,
+            {m: f.shape[1] for m, f in feats.items()},
+            hidden,
+            {m: feature_dim for m in feats},
+            heads=gat_heads,
+            layers=gat_layers,
+            concat=gat_concat,
+            attn_dropout=gat_attn_dropout,
+            l2_inputs=tuple(l2_inputs),
         )
         self.names = self.encoder.names
         self.fusion = GlobalWeightFusion(len(self.names))

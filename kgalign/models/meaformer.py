@@ -7,6 +7,7 @@ weighted concatenation of the *pre-transformer* embeddings; the transformer
 outputs are used only in the late loss term, as in the reference code.
 Defaults and their sources: docs/models/meaformer.md.
 """
+
 from __future__ import annotations
 
 import torch
@@ -34,15 +35,34 @@ class MEAformer(AlignmentModel):
     ``out.aux``: ``hidden`` (n, M, hidden) transformer outputs, ``weights`` (n, M).
     """
 
-    def __init__(self, inputs: ModelInputs, hidden: int = 300, gat_heads: int = 2, gat_layers: int = 2,
-                 gat_concat: bool = True, gat_attn_dropout: float = 0.0, fusion_heads: int = 1, fusion_layers: int = 1,
-                 fusion_dropout: float = 0.1, fusion_ffn: int = 0, tau: float = 0.1, alpha: float = 0.5,
-                 l2_inputs: tuple = ("image",)):
+    def __init__(
+        self,
+        inputs: ModelInputs,
+        hidden: int = 300,
+        gat_heads: int = 2,
+        gat_layers: int = 2,
+        gat_concat: bool = True,
+        gat_attn_dropout: float = 0.0,
+        fusion_heads: int = 1,
+        fusion_layers: int = 1,
+        fusion_dropout: float = 0.1,
+        fusion_ffn: int = 0,
+        tau: float = 0.1,
+        alpha: float = 0.5,
+        l2_inputs: tuple = ("image",),
+    ):
         super().__init__(inputs)
         feats = self.features()
         self.encoder = MultiModalEncoder(
-            self.num_entities, {m: f.shape[1] for m, f in feats.items()}, hidden, {m: hidden for m in feats},
-            heads=gat_heads, layers=gat_layers, concat=gat_concat, attn_dropout=gat_attn_dropout, l2_inputs=tuple(l2_inputs),
+            self.num_entities,
+            {m: f.shape[1] for m, f in feats.items()},
+            hidden,
+            {m: hidden for m in feats},
+            heads=gat_heads,
+            layers=gat_layers,
+            concat=gat_concat,
+            attn_dropout=gat_attn_dropout,
+            l2_inputs=tuple(l2_inputs),
         )
         self.names = self.encoder.names
         self.fusion = CrossModalAttentionFusion(hidden, fusion_heads, fusion_layers, fusion_dropout, fusion_ffn)

@@ -12,6 +12,7 @@ Pipeline (n entities, M modalities, d = ``hidden``)::
     joint = concat_m(w~_m * h~_m / ||h~_m||)     (n, M*d)
     L = L_joint + L_icl + L_licl (+ conf_loss_weight * L_conf)
 """
+
 from __future__ import annotations
 
 import torch
@@ -59,27 +60,60 @@ class NoCo(AlignmentModel):
     tensors ``weights``, ``uni_conf``, ``global_conf`` (n, M).
     """
 
-    def __init__(self, inputs: ModelInputs, hidden: int = 300, gat_heads: int = 2, gat_layers: int = 2,
-                 gat_concat: bool = True, gat_attn_dropout: float = 0.0, tau: float = 0.1, alpha: float = 0.5,
-                 noise: bool = True, noise_modalities: list[str] | None = None, noise_size: int = 256,
-                 noise_steps: int = 1, noise_mlp_layers: int = 2, noise_target_cos: float = 0.9, noise_rate: float = 1.0,
-                 uni_conf_hidden: int = 150, global_conf_hidden: int = 32, calib_eps: float = 1e-3,
-                 conf_loss_weight: float = 0.1, icl_weighting: str = "sum", l2_inputs: tuple = ("image",)):
+    def __init__(
+        self,
+        inputs: ModelInputs,
+        hidden: int = 300,
+        gat_heads: int = 2,
+        gat_layers: int = 2,
+        gat_concat: bool = True,
+        gat_attn_dropout: float = 0.0,
+        tau: float = 0.1,
+        alpha: float = 0.5,
+        noise: bool = True,
+        noise_modalities: list[str] | None = None,
+        noise_size: int = 256,
+        noise_steps: int = 1,
+        noise_mlp_layers: int = 2,
+        noise_target_cos: float = 0.9,
+        noise_rate: float = 1.0,
+        uni_conf_hidden: int = 150,
+        global_conf_hidden: int = 32,
+        calib_eps: float = 1e-3,
+        conf_loss_weight: float = 0.1,
+        icl_weighting: str = "sum",
+        l2_inputs: tuple = ("image",),
+    ):
         super().__init__(inputs)
         if icl_weighting not in ("sum", "kendall"):
             raise InputError(f"noco: icl_weighting must be 'sum' or 'kendall', got {icl_weighting!r}")
         feats = self.features()
         self.encoder = MultiModalEncoder(
-            self.num_entities, {m: f.shape[1] for m, f in feats.items()}, hidden, {m: hidden for m in feats},
-            heads=gat_heads, layers=gat_layers, concat=gat_concat, attn_dropout=gat_attn_dropout, l2_inputs=tuple(l2_inputs),
+            self.num_entities,
+            {m: f.shape[1] for m, f in feats.items()},
+            hidden,
+            {m: hidden for m in feats},
+            heads=gat_heads,
+            layers=gat_layers,
+            concat=gat_concat,
+            attn_dropout=gat_attn_dropout,
+            l2_inputs=tuple(l2_inputs),
         )
         self.names = self.encoder.names
         unknown = sorted(set(noise_modalities or ()) - set(self.names))
         if unknown:
             raise InputError(f"noco: noise_modalities {unknown} are not among this dataset's modalities {self.names}")
         aug = self.names if noise_modalities is None else [m for m in self.names if m in set(noise_modalities)]
-        self.noise = ModalityNoiseAugment(aug, hidden, noise_size=noise_size, steps=noise_steps, mlp_layers=noise_mlp_layers,
-                                          target_cos=noise_target_cos, rate=noise_rate, enabled=noise)
+        self.noise = ModalityNoiseAugment(
+            aug,
+            hidden,
+            noise_size=noise_size,
+            steps=noise_steps,
+            mlp_layers=noise_mlp_layers,
+            target_cos=noise_target_cos,
+            rate=noise_rate,
+            enabled=noise,
+        )
         self.fusion = ConfidenceFusion([hidden] * len(self.names), uni_conf_hidden, global_conf_hidden, calib_eps)
         self.register_buffer("modality_mask", self.mask_matrix(self.names), persistent=False)
         self.tau, self.alpha = tau, alpha
@@ -94,7 +128,7 @@ class NoCo(AlignmentModel):
         # Keep absent modalities at zero after the augmentation (noise, bias terms).
         embs = [aug[m] * self.modality_mask[:, i : i + 1].to(aug[m].dtype) for i, m in enumerate(self.names)]
         fused = self.fusion(embs, self.modality_mask)
-        out = ModelOutput(dict(zip(self.names, embs)), aux={"clean": clean, **fused})
+        out = ModelOutput(dict(zip(self.names, embs, strict=False)), aux={"clean": clean, **fused})
         out["joint"] = weighted_concat(embs, fused["weights"])
         return out
 
@@ -146,7 +180,7 @@ class NoCo(AlignmentModel):
         valid_pair = torch.stack([torch.cat([probs[m][2], probs[m][2]]) for m in self.names], 1)
         mask = self.modality_mask[ents] & valid_pair
         emb = [out[m][ents].detach() for m in self.names]
-        uni = torch.cat([torch.sigmoid(net(x).float()) for net, x in zip(self.fusion.uni, emb)], -1)
+        uni = torch.cat([torch.sigmoid(net(x).float()) for net, x in zip(self.fusion.uni, emb, strict=False)], -1)
         glob = torch.sigmoid(self.fusion.glob((uni * mask).detach().to(emb[0].dtype)).float())
         logs = torch.log(target.clamp(_P_MIN, 1 - _P_MIN)) * mask
         total = logs.sum(-1, keepdim=True)

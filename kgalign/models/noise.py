@@ -22,6 +22,7 @@ set on the first training call so that the expected cosine between the clean
 and the noised embedding equals ``target_cos``, then corrected multiplicatively
 after every step toward that target (``log eps += rate * (cos - target)``).
 """
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,17 @@ class ModalityNoiseAugment(nn.Module):
         ``scale`` (M,) current eps_m; ``initialised`` (M,) bool.
     """
 
-    def __init__(self, names: list[str], dim: int, noise_size: int = 256, steps: int = 1, mlp_layers: int = 2,
-                 target_cos: float = 0.9, rate: float = 1.0, enabled: bool = True):
+    def __init__(
+        self,
+        names: list[str],
+        dim: int,
+        noise_size: int = 256,
+        steps: int = 1,
+        mlp_layers: int = 2,
+        target_cos: float = 0.9,
+        rate: float = 1.0,
+        enabled: bool = True,
+    ):
         super().__init__()
         if not 0.0 < target_cos < 1.0:
             raise ValueError(f"noise target_cos must be in (0, 1), got {target_cos}")

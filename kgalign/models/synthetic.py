@@ -6,6 +6,7 @@
   graph, with features derived from shared latent vectors, plus their gold
   links (tests that training lifts Hits@1 far above chance).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,9 @@ import torch
 from kgalign.models.inputs import ModelInputs, undirected_edges
 
 
-def random_inputs(num_entities: int, num_edges: int, feature_dims: dict[str, int], seed: int = 0,
-                  missing: dict[str, float] | None = None) -> ModelInputs:
+def random_inputs(
+    num_entities: int, num_edges: int, feature_dims: dict[str, int], seed: int = 0, missing: dict[str, float] | None = None
+) -> ModelInputs:
     """Random graph with ``num_edges`` undirected edges (before de-duplication) and
     random non-negative features ``{name: width}``; ``missing[name]`` is the
     fraction of entities without that modality."""
@@ -36,15 +38,24 @@ def random_inputs(num_entities: int, num_edges: int, feature_dims: dict[str, int
         masks[name] = torch.from_numpy(mask)
     n1 = n // 2
     return ModelInputs(
-        num_entities=n, edge_index=undirected_edges(triples, n),
-        rel_triples=torch.from_numpy(triples.astype(np.int64)), features=feats, masks=masks,
+        num_entities=n,
+        edge_index=undirected_edges(triples, n),
+        rel_triples=torch.from_numpy(triples.astype(np.int64)),
+        features=feats,
+        masks=masks,
         kg=torch.from_numpy(np.r_[np.ones(n1), np.full(n - n1, 2)].astype(np.int64)),
     )
 
 
-def aligned_pair(n_base: int = 200, degree: int = 6, feature_dims: dict[str, int] | None = None,
-                 drop_edges: float = 0.15, feature_noise: float = 0.5, missing: dict[str, float] | None = None,
-                 seed: int = 0) -> tuple[ModelInputs, torch.Tensor]:
+def aligned_pair(
+    n_base: int = 200,
+    degree: int = 6,
+    feature_dims: dict[str, int] | None = None,
+    drop_edges: float = 0.15,
+    feature_noise: float = 0.5,
+    missing: dict[str, float] | None = None,
+    seed: int = 0,
+) -> tuple[ModelInputs, torch.Tensor]:
     """Two noisy copies of one random base graph.
 
     KG1 entity ``i`` (id ``i``) and KG2 entity ``perm[i]`` (id ``n_base + perm[i]``)
@@ -84,8 +95,11 @@ def aligned_pair(n_base: int = 200, degree: int = 6, feature_dims: dict[str, int
         masks[name] = torch.from_numpy(mask)
     links = np.stack([np.arange(n_base), n_base + perm], 1)[rng.permutation(n_base)]
     inputs = ModelInputs(
-        num_entities=n, edge_index=undirected_edges(triples, n),
-        rel_triples=torch.from_numpy(triples.astype(np.int64)), features=feats, masks=masks,
+        num_entities=n,
+        edge_index=undirected_edges(triples, n),
+        rel_triples=torch.from_numpy(triples.astype(np.int64)),
+        features=feats,
+        masks=masks,
         kg=torch.from_numpy(np.r_[np.ones(n_base), np.full(n_base, 2)].astype(np.int64)),
     )
     return inputs, torch.from_numpy(links.astype(np.int64))
@@ -97,8 +111,9 @@ def hits_at_1(emb: torch.Tensor, links: torch.Tensor) -> float:
     return (sim.argmax(1) == torch.arange(len(links), device=sim.device)).float().mean().item()
 
 
-def fit_briefly(model: torch.nn.Module, links: torch.Tensor, steps: int = 60, lr: float = 5e-3,
-                weight_decay: float = 1e-4) -> torch.nn.Module:
+def fit_briefly(
+    model: torch.nn.Module, links: torch.Tensor, steps: int = 60, lr: float = 5e-3, weight_decay: float = 1e-4
+) -> torch.nn.Module:
     """A bare AdamW loop over full-graph steps on ``links``: enough to check that a model can learn."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     model.train()

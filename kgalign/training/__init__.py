@@ -2,6 +2,7 @@
 
 ``from kgalign.training import train`` is the Python entry point (see pipeline.py).
 """
+
 from __future__ import annotations
 
 __all__ = ["train", "Trainer", "TrainResult", "TrainingInterrupted"]

@@ -6,6 +6,7 @@ other unlabelled entity), and a pair is proposed when the two entities are each
 other's nearest neighbour by cosine similarity (no CSLS), as in MEAformer and
 MCLEA. Gold valid/test links are never consulted.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -10,6 +10,7 @@ GradScaler scalars, schedule phase, early-stopping state, RNG scalars. Both
 files carry the same random token, so a crash between the two writes is
 detected instead of silently mixing two checkpoints.
 """
+
 from __future__ import annotations
 
 import json
@@ -95,7 +96,7 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def strip_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def add_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

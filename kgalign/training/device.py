@@ -1,4 +1,5 @@
 """Device choice, mixed precision and peak-memory figures."""
+
 from __future__ import annotations
 
 import resource
@@ -22,7 +23,9 @@ def resolve_device(spec: str, local_rank: int | None = None) -> torch.device:
         return torch.device("cpu")
     if spec == "cuda" or spec.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise MissingResourceError(f"--device {spec}: CUDA is not available to this torch build ({torch.__version__}); use --device cpu")
+            raise MissingResourceError(
+                f"--device {spec}: CUDA is not available to this torch build ({torch.__version__}); use --device cpu"
+            )
         if spec == "cuda":
             return torch.device("cuda", local_rank or 0)
         try:

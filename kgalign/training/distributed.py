@@ -6,6 +6,7 @@ averages the gradients. Evaluation and bootstrapping run identically on every
 rank (parameters are identical after each step), so decisions such as early
 stopping agree without communication; only rank 0 writes files.
 """
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ the pair ``(a_i, b_i)`` they are the other batch entities of both graphs
 (MCLEA's ICL; NoCo paper Eq. 13-14). Logits are computed in float32 so the
 losses stay stable under ``torch.autocast``.
 """
+
 from __future__ import annotations
 
 import torch

@@ -16,6 +16,7 @@ the joint embeddings are evaluated on the valid and the test links; the
 selection split (valid by default) alone decides the selected epoch and early
 stopping. See docs/training.md for the schedule, bootstrapping and resume.
 """
+
 from __future__ import annotations
 
 import logging
@@ -153,9 +154,7 @@ class Trainer:
         self.dataset = load_dataset(cfg["dataset"])
         stored = list(read_manifest(cfg["dataset"]))
         if not stored:
-            raise MissingResourceError(
-                f"{cfg['dataset']}: the dataset has no features yet; run `kgalign features {cfg['dataset']}` first"
-            )
+            raise MissingResourceError(f"{cfg['dataset']}: the dataset has no features yet; run `kgalign features {cfg['dataset']}` first")
         wanted = cfg["modalities"] or stored
         missing = [m for m in wanted if m not in stored]
         if missing:
@@ -170,7 +169,9 @@ class Trainer:
         self.valid_links = self.dataset.links_for("valid")
         self.test_links = self.dataset.links_for("test")
         if len(self.seed_links) == 0:
-            raise InputError("the dataset has no train links; re-ingest it with a split that has some (see `kgalign ingest --help`)", cfg["dataset"])
+            raise InputError(
+                "the dataset has no train links; re-ingest it with a split that has some (see `kgalign ingest --help`)", cfg["dataset"]
+            )
         sel = cfg["train"]["select_on"]
         if sel == "valid" and len(self.valid_links) == 0:
             raise InputError(
@@ -250,9 +251,7 @@ class Trainer:
 
     def _make_optimizer(self, lr: float) -> torch.optim.Optimizer:
         t = self.cfg["train"]
-        return torch.optim.AdamW(
-            self.model.parameters(), lr=lr, betas=tuple(t["betas"]), eps=t["eps"], weight_decay=t["weight_decay"]
-        )
+        return torch.optim.AdamW(self.model.parameters(), lr=lr, betas=tuple(t["betas"]), eps=t["eps"], weight_decay=t["weight_decay"])
 
     def _init_state(self) -> None:
         t, it = self.cfg["train"], self.cfg["iterative"]
@@ -309,10 +308,16 @@ class Trainer:
         """Restore everything from the last checkpoint; True if that run had finished."""
         tensors, meta = load_checkpoint(self.out / rundir.CHECKPOINTS)
         if meta.get("config_hash") != self.chash:
-            raise InputError("checkpoint was written with a different configuration (config hash differs)", str(self.out / rundir.CHECKPOINTS / "last.json"))
+            raise InputError(
+                "checkpoint was written with a different configuration (config hash differs)",
+                str(self.out / rundir.CHECKPOINTS / "last.json"),
+            )
         if meta.get("world_size", 1) != self.dist.world_size:
-            log.warning("resuming with %d process(es), the checkpoint was written with %d: results will not be bit-identical",
-                        self.dist.world_size, meta.get("world_size", 1))
+            log.warning(
+                "resuming with %d process(es), the checkpoint was written with %d: results will not be bit-identical",
+                self.dist.world_size,
+                meta.get("world_size", 1),
+            )
         self.model.load_state_dict({k: v.to(self.device) for k, v in strip_prefix(tensors, "model.").items()})
         best = strip_prefix(tensors, "best.")
         self.best_state = best or None
@@ -358,7 +363,9 @@ class Trainer:
                 loss, parts = self.net(local)
             value = float(loss.detach())
             if not math.isfinite(value) and not self.scaler.is_enabled():
-                raise KgalignError(f"the loss became {value} at epoch {self.epoch + 1}, step {b + 1}; lower the learning rate (--lr) or turn off --amp")
+                raise KgalignError(
+                    f"the loss became {value} at epoch {self.epoch + 1}, step {b + 1}; lower the learning rate (--lr) or turn off --amp"
+                )
             self.scaler.scale(loss).backward()
             if t["grad_clip"] > 0:
                 self.scaler.unscale_(self.optimizer)
@@ -380,8 +387,14 @@ class Trainer:
                     f"{self.out / rundir.CHECKPOINTS}; continue with the same command plus --resume"
                 )
         seconds += time.perf_counter() - t0
-        record = {"epoch": self.epoch + 1, "loss": sums.get("loss", 0.0) / max(count, 1), "lr": lr,
-                  "train_links": n_links, "steps": nb, "seconds": round(seconds, 4)}
+        record = {
+            "epoch": self.epoch + 1,
+            "loss": sums.get("loss", 0.0) / max(count, 1),
+            "lr": lr,
+            "train_links": n_links,
+            "steps": nb,
+            "seconds": round(seconds, 4),
+        }
         record["parts"] = {k: v / max(count, 1) for k, v in sums.items() if k != "loss"}
         self.timing["train_seconds"] += seconds
         self.timing["train_epochs"] += 1
@@ -411,8 +424,12 @@ class Trainer:
         it = self.cfg["iterative"]
         if it["reload_best"] and self.best_state is not None:
             self.model.load_state_dict({k: v.to(self.device) for k, v in self.best_state.items()})
-            log.info("iterative training from epoch %d: reloaded the weights of epoch %s (selected on %s)",
-                     self.epoch, self.selection.best_epoch, self.selection.split)
+            log.info(
+                "iterative training from epoch %d: reloaded the weights of epoch %s (selected on %s)",
+                self.epoch,
+                self.selection.best_epoch,
+                self.selection.split,
+            )
         lr = float(self.cfg["train"]["lr"]) * float(it["lr_factor"])
         t = self.cfg["train"]
         self.phase = Phase(self.epoch, t["epochs"], lr, float(t["warmup"]), t["schedule"])
@@ -502,8 +519,13 @@ class Trainer:
         finally:
             bar.close()
         if self.selection.stopped and not finished:
-            log.info("early stopping at epoch %d: no improvement of %s %s in %d evaluations",
-                     self.epoch, self.selection.split, self.selection.metric, self.selection.patience)
+            log.info(
+                "early stopping at epoch %d: no improvement of %s %s in %d evaluations",
+                self.epoch,
+                self.selection.split,
+                self.selection.metric,
+                self.selection.patience,
+            )
         self._save(finished=True)
         results = self._finish()
         return TrainResult(self.out, cfg, True, self.epoch, results)
@@ -545,8 +567,11 @@ class Trainer:
             from kgalign.fsutil import atomic_path
 
             with atomic_path(self.out / rundir.BEST) as tmp:
-                save_file({k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()}, str(tmp),
-                          metadata={"model": self.cfg["model"]["name"], "epoch": str(sel.best_epoch)})
+                save_file(
+                    {k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()},
+                    str(tmp),
+                    metadata={"model": self.cfg["model"]["name"], "epoch": str(sel.best_epoch)},
+                )
             rundir.write_train_links(self.out / rundir.TRAIN_LINKS, self.links, self.source)
             rundir.write_json(self.out / rundir.RESULTS, results)
         if sel.split == "test":
@@ -557,9 +582,11 @@ class Trainer:
         t = self.cfg["train"]
         sel = self.selection
         if sel.split == "valid":
-            return (f"Model selected on the validation links by {sel.metric} (evaluated every {t['eval_every']} epoch(s), "
-                    f"early-stopping patience {t['patience']} evaluation(s)); test links were used for neither training, "
-                    "selection nor bootstrapping. Ranking candidates: the entities of the evaluated split's links.")
+            return (
+                f"Model selected on the validation links by {sel.metric} (evaluated every {t['eval_every']} epoch(s), "
+                f"early-stopping patience {t['patience']} evaluation(s)); test links were used for neither training, "
+                "selection nor bootstrapping. Ranking candidates: the entities of the evaluated split's links."
+            )
         if sel.split == "test":
             return TEST_SELECTION_WARNING
         return "No model selection: the weights after the last epoch; test links were used for neither training nor bootstrapping."
@@ -616,7 +643,7 @@ class Trainer:
                 best = (v, r)
         return {
             "description": "paper-compatible protocol (MEAformer/NoCo): the evaluation with the best test "
-                           f"{metric}; optimistic, shown for comparison only",
+            f"{metric}; optimistic, shown for comparison only",
             "epoch": best[1]["epoch"],
             "test": best[1]["test"],
         }

@@ -1,4 +1,5 @@
 """A one-line progress bar with ETA on stderr (only used when stderr is a TTY)."""
+
 from __future__ import annotations
 
 import sys

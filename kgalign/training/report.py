@@ -1,4 +1,5 @@
 """Plain-text summary of a finished run's results.json (what `kgalign train` prints on stdout)."""
+
 from __future__ import annotations
 
 from tabulate import tabulate
@@ -25,19 +26,27 @@ def format_results(res: dict) -> str:
     if sel.get("selected_on_test"):
         lines += ["!" * 78, "WARNING: " + res.get("warning", "model selected on the test links"), "!" * 78]
     value = sel.get("value")
-    chosen = f"epoch {sel['epoch']} selected on {sel['split']}" + (f" ({sel['metric']} = {value:.4f})" if value is not None else " (last epoch)")
-    lines.append(f"model {res['model']}: {res['epochs_run']}/{res['epochs_planned']} epochs"
-                 f"{' (early stop)' if res.get('stopped_early') else ''}; {chosen}; "
-                 f"{res['train_links']['seed']} seed + {res['train_links']['bootstrapped']} bootstrapped training links")
+    chosen = f"epoch {sel['epoch']} selected on {sel['split']}" + (
+        f" ({sel['metric']} = {value:.4f})" if value is not None else " (last epoch)"
+    )
+    lines.append(
+        f"model {res['model']}: {res['epochs_run']}/{res['epochs_planned']} epochs"
+        f"{' (early stop)' if res.get('stopped_early') else ''}; {chosen}; "
+        f"{res['train_links']['seed']} seed + {res['train_links']['bootstrapped']} bootstrapped training links"
+    )
     rows = metrics_rows("valid", res.get("valid")) + metrics_rows("test", res.get("test"))
     if rows:
         lines.append(tabulate(rows, headers=["split", "sim", "dir", "H@1", "H@5", "H@10", "MRR", "MR"], floatfmt=".4f"))
     bot = res.get("best_on_test")
     if bot and not sel.get("selected_on_test"):
         m = bot["test"]["csls"]["l2r"]
-        lines.append(f"for comparison only, papers' protocol (best test epoch {bot['epoch']}): "
-                     f"test csls l2r H@1 {m['hits@1']:.4f} MRR {m['mrr']:.4f} (optimistic)")
-    lines.append(f"{res['seconds_per_epoch']:.3f} s/epoch on {res['device']} ({res['precision']}), "
-                 f"peak RSS {res['peak_memory']['max_rss_mib']:.0f} MiB"
-                 + (f", peak GPU {res['peak_memory']['cuda_max_allocated_mib']:.0f} MiB" if "cuda_max_allocated_mib" in res["peak_memory"] else ""))
+        lines.append(
+            f"for comparison only, papers' protocol (best test epoch {bot['epoch']}): "
+            f"test csls l2r H@1 {m['hits@1']:.4f} MRR {m['mrr']:.4f} (optimistic)"
+        )
+    lines.append(
+        f"{res['seconds_per_epoch']:.3f} s/epoch on {res['device']} ({res['precision']}), "
+        f"peak RSS {res['peak_memory']['max_rss_mib']:.0f} MiB"
+        + (f", peak GPU {res['peak_memory']['cuda_max_allocated_mib']:.0f} MiB" if "cuda_max_allocated_mib" in res["peak_memory"] else "")
+    )
     return "\n".join(lines)

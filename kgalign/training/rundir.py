@@ -3,6 +3,7 @@
 Every writer is atomic; ``metrics.jsonl`` is appended one line per epoch and
 truncated back to the checkpoint's epoch when a run resumes.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -94,11 +95,16 @@ def environment(device: torch.device, precision: str, world_size: int) -> dict:
 def note_resume(path: Path, epoch: int, device: torch.device, world_size: int) -> None:
     """Record a resume (time, epoch, device) in env.json, keeping the original start."""
     env = read_json(path) if path.is_file() else {}
-    env.setdefault("resumed", []).append({
-        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "epoch": epoch, "device": str(device), "world_size": world_size,
-        "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-    })
+    env.setdefault("resumed", []).append(
+        {
+            "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "epoch": epoch,
+            "device": str(device),
+            "world_size": world_size,
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+        }
+    )
     write_json(path, env)
 
 
@@ -131,6 +137,6 @@ def write_embeddings(path: Path, emb: torch.Tensor) -> None:
 def write_train_links(path: Path, links: np.ndarray, source: np.ndarray) -> None:
     """``kg1 kg2 source`` with source ``seed`` or ``bootstrap@EPOCH`` (global ids)."""
     rows = ["kg1\tkg2\tsource\n"]
-    for (a, b), s in zip(links.tolist(), source.tolist()):
+    for (a, b), s in zip(links.tolist(), source.tolist(), strict=False):
         rows.append(f"{a}\t{b}\t{'seed' if s == 0 else f'bootstrap@{s}'}\n")
     atomic_write_text(path, "".join(rows))

@@ -5,6 +5,7 @@ optimizer steps, so it stays correct when bootstrapping adds links (and with
 them batches) in the middle of a phase, and it needs no state beyond the phase
 boundaries to resume exactly.
 """
+
 from __future__ import annotations
 
 import math

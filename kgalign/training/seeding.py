@@ -5,6 +5,7 @@ CUDA device's generator, and the trainer's own batch-shuffling generator. States
 are split into tensors (for safetensors) and JSON scalars, so checkpoints never
 need pickle.
 """
+
 from __future__ import annotations
 
 import random

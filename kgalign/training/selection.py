@@ -5,6 +5,7 @@ The metric is a dotted path into an evaluation result, e.g. ``csls.l2r.mrr``
 better only for ``mr``. Patience counts evaluations without improvement;
 0 disables early stopping.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

@@ -10,6 +10,7 @@ The resolved config (saved as ``RUN/config.json``)::
      "iterative": {enabled, start, step, reset_every, add_every, lr_factor, reload_best},
      "eval": {csls_k}}
 """
+
 from __future__ import annotations
 
 import copy
@@ -51,8 +52,16 @@ ITERATIVE_DEFAULTS: dict[str, Any] = {
 }
 EVAL_DEFAULTS: dict[str, Any] = {"csls_k": 3}
 # Registry ``train_defaults`` key -> our ``train`` key (the reference runs' settings per model).
-_REGISTRY_TRAIN_KEYS = {"lr": "lr", "weight_decay": "weight_decay", "eps": "eps", "batch_size": "batch_size",
-                        "epochs": "epochs", "warmup_ratio": "warmup", "schedule": "schedule", "grad_clip": "grad_clip"}
+_REGISTRY_TRAIN_KEYS = {
+    "lr": "lr",
+    "weight_decay": "weight_decay",
+    "eps": "eps",
+    "batch_size": "batch_size",
+    "epochs": "epochs",
+    "warmup_ratio": "warmup",
+    "schedule": "schedule",
+    "grad_clip": "grad_clip",
+}
 SCHEDULES = ("cosine", "constant")
 
 TOP_LEVEL = {"dataset", "modalities", "model", "train", "iterative", "eval"}
@@ -147,30 +156,50 @@ def _validate(cfg: dict) -> None:
     for key in ("epochs", "eval_every", "checkpoint_every"):
         _check(t[key] >= 1, f"train.{key}", f"must be >= 1, got {t[key]}")
     bs = t["batch_size"]
-    _check(bs is None or (isinstance(bs, int) and not isinstance(bs, bool) and bs >= 1), "train.batch_size",
-           f"expected an integer >= 1 or null (all training links in one batch), got {bs!r}")
+    _check(
+        bs is None or (isinstance(bs, int) and not isinstance(bs, bool) and bs >= 1),
+        "train.batch_size",
+        f"expected an integer >= 1 or null (all training links in one batch), got {bs!r}",
+    )
     _check(t["schedule"] in SCHEDULES, "train.schedule", f"expected one of {SCHEDULES}, got {t['schedule']!r}")
     _check(isinstance(t["patience"], int) and t["patience"] >= 0, "train.patience", "expected an integer >= 0 (0 disables early stopping)")
     for key in ("lr", "weight_decay", "eps", "warmup", "grad_clip"):
-        _check(isinstance(t[key], (int, float)) and not isinstance(t[key], bool) and t[key] >= 0, f"train.{key}", f"expected a number >= 0, got {t[key]!r}")
+        _check(
+            isinstance(t[key], (int, float)) and not isinstance(t[key], bool) and t[key] >= 0,
+            f"train.{key}",
+            f"expected a number >= 0, got {t[key]!r}",
+        )
     _check(t["warmup"] <= 1, "train.warmup", "is a fraction of the training steps, expected 0..1")
     _check(isinstance(t["betas"], list) and len(t["betas"]) == 2, "train.betas", "expected two numbers")
     _check(t["select_on"] in SELECT_ON, "train.select_on", f"expected one of {SELECT_ON}, got {t['select_on']!r}")
     # checked here, not at the first evaluation, so that a typo fails before the run directory is written
     parts = str(t["select_metric"]).split(".")
-    _check(len(parts) == 3 and parts[0] in ("cosine", "csls") and parts[1] in ("l2r", "r2l")
-           and parts[2] in ("hits@1", "hits@5", "hits@10", "mrr", "mr"), "train.select_metric",
-           f"expected SIMILARITY.DIRECTION.METRIC (cosine|csls . l2r|r2l . hits@1|hits@5|hits@10|mrr|mr), "
-           f"e.g. csls.l2r.mrr; got {t['select_metric']!r}")
+    _check(
+        len(parts) == 3
+        and parts[0] in ("cosine", "csls")
+        and parts[1] in ("l2r", "r2l")
+        and parts[2] in ("hits@1", "hits@5", "hits@10", "mrr", "mr"),
+        "train.select_metric",
+        f"expected SIMILARITY.DIRECTION.METRIC (cosine|csls . l2r|r2l . hits@1|hits@5|hits@10|mrr|mr), "
+        f"e.g. csls.l2r.mrr; got {t['select_metric']!r}",
+    )
     _check(str(t["amp"]).lower() in AMP, "train.amp", f"expected one of {AMP}, got {t['amp']!r}")
     _check(isinstance(cfg["eval"]["csls_k"], int) and cfg["eval"]["csls_k"] >= 1, "eval.csls_k", "expected an integer >= 1")
     _check(isinstance(it["enabled"], bool), "iterative.enabled", "expected true or false")
     for key in ("step", "reset_every", "add_every"):
         _check(isinstance(it[key], int) and it[key] >= 1, f"iterative.{key}", "expected an integer >= 1")
     if it["start"] is not None:
-        _check(isinstance(it["start"], int) and 0 <= it["start"] < t["epochs"], "iterative.start", f"expected an epoch in 0..{t['epochs'] - 1}, got {it['start']!r}")
+        _check(
+            isinstance(it["start"], int) and 0 <= it["start"] < t["epochs"],
+            "iterative.start",
+            f"expected an epoch in 0..{t['epochs'] - 1}, got {it['start']!r}",
+        )
     mods = cfg["modalities"]
-    _check(mods is None or (isinstance(mods, list) and all(isinstance(m, str) for m in mods) and mods), "modalities", "expected a list of modality names")
+    _check(
+        mods is None or (isinstance(mods, list) and all(isinstance(m, str) for m in mods) and mods),
+        "modalities",
+        "expected a list of modality names",
+    )
 
 
 def split_kwargs(overrides: dict, model_name: str) -> dict:

@@ -2,6 +2,7 @@
 
 A second SIGINT raises KeyboardInterrupt at once.
 """
+
 from __future__ import annotations
 
 import logging

@@ -5,6 +5,7 @@ edges, gains a few random ones, and (KG2) numbers its entities in a shuffled
 order. Each modality is the latent entity vector plus independent noise, so
 features carry real but imperfect alignment signal.
 """
+
 from __future__ import annotations
 
 import os

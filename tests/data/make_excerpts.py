@@ -5,6 +5,7 @@
 Lines are copied verbatim except where an id layout needs its ids renumbered to
 stay contiguous (noted per folder in tests/data/README.md). Deterministic.
 """
+
 from __future__ import annotations
 
 import sys
@@ -14,7 +15,11 @@ HERE = Path(__file__).resolve().parent
 
 
 def lines(p: Path) -> list[str]:
-    return p.read_text(encoding="utf-8").split("\n")[:-1] if p.read_text(encoding="utf-8").endswith("\n") else p.read_text(encoding="utf-8").split("\n")
+    return (
+        p.read_text(encoding="utf-8").split("\n")[:-1]
+        if p.read_text(encoding="utf-8").endswith("\n")
+        else p.read_text(encoding="utf-8").split("\n")
+    )
 
 
 def write(p: Path, rows: list[str]) -> None:
@@ -50,8 +55,7 @@ def pathfusion(shared: Path) -> dict:
     write(out / "dev_ent_ids", [f"{new[a]}\t{new[b]}" for a, b in refs if (a, b) not in sup])
     attr = lines(src / "attr")
     write(out / "attr", [attr[e] if e < len(attr) else "" for e in e1 + e2])
-    return {"kg1": [ent1[str(e)] for e in e1], "kg2": [ent2[str(e)] for e in e2],
-            "links": [(ent1[str(a)], ent2[str(b)]) for a, b in refs]}
+    return {"kg1": [ent1[str(e)] for e in e1], "kg2": [ent2[str(e)] for e in e2], "links": [(ent1[str(a)], ent2[str(b)]) for a, b in refs]}
 
 
 def mmkg(shared: Path, pf: dict) -> None:
@@ -60,14 +64,21 @@ def mmkg(shared: Path, pf: dict) -> None:
     kg1 = {e.strip("<>") for e in pf["kg1"]}
     kg2 = set(pf["kg2"])
     links = {(a.strip("<>"), b) for a, b in pf["links"]}
-    write(out / "DB15K" / "DB15K_SameAsLink.txt",
-          [l for l in lines(src / "DB15K" / "DB15K_SameAsLink.txt") if (l.split()[2].strip("<>"), l.split()[0]) in links])
-    write(out / "DB15K" / "DB15K_ImageIndex.txt",
-          [l for l in lines(src / "DB15K" / "DB15K_ImageIndex.txt") if l.split("\t")[0].strip("<>") in kg1][:40])
-    write(out / "FB15K" / "FB15K_ImageIndex.txt",
-          [l for l in lines(src / "FB15K" / "FB15K_ImageIndex.txt") if l.split("\t")[0] in kg2][:40])
-    write(out / "FB15K" / "FB15K_NumericalTriples.txt",
-          [l for l in lines(src / "FB15K" / "FB15K_NumericalTriples.txt") if l.split("\t")[0] in kg2][:60])
+    write(
+        out / "DB15K" / "DB15K_SameAsLink.txt",
+        [l for l in lines(src / "DB15K" / "DB15K_SameAsLink.txt") if (l.split()[2].strip("<>"), l.split()[0]) in links],
+    )
+    write(
+        out / "DB15K" / "DB15K_ImageIndex.txt",
+        [l for l in lines(src / "DB15K" / "DB15K_ImageIndex.txt") if l.split("\t")[0].strip("<>") in kg1][:40],
+    )
+    write(
+        out / "FB15K" / "FB15K_ImageIndex.txt", [l for l in lines(src / "FB15K" / "FB15K_ImageIndex.txt") if l.split("\t")[0] in kg2][:40]
+    )
+    write(
+        out / "FB15K" / "FB15K_NumericalTriples.txt",
+        [l for l in lines(src / "FB15K" / "FB15K_NumericalTriples.txt") if l.split("\t")[0] in kg2][:60],
+    )
     for name in ("YAGO15K_SameAsLink.txt", "YAGO15K_ImageIndex.txt", "YAGO15K_NumericalTriples.txt"):
         write(out / "YAGO15K" / name, lines(src / "YAGO15K" / name)[:15])
     names = [l for l in lines(shared / "fb15k_names" / "FB15K_mid2name.txt") if l.split("\t")[0] in kg2]
@@ -107,7 +118,7 @@ def openea_conversion(shared: Path) -> None:
     refs = [(a, b) for a, b in refs if b in in2]
     write(raw / "ent_links", [f"{ent1[str(a)]}\t{ent2[str(b)]}" for a, b in refs])
     n = len(refs)
-    folds = {"train": refs[: n * 2 // 10], "valid": refs[n * 2 // 10: n * 3 // 10], "test": refs[n * 3 // 10:]}
+    folds = {"train": refs[: n * 2 // 10], "valid": refs[n * 2 // 10 : n * 3 // 10], "test": refs[n * 3 // 10 :]}
     for split, pairs in folds.items():
         write(raw / "721_5fold" / "1" / f"{split}_links", [f"{ent1[str(a)]}\t{ent2[str(b)]}" for a, b in pairs])
 
