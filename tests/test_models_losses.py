@@ -1,4 +1,4 @@
-"""Losses (kgalign/training/losses.py) and the model registry."""
+"""Losses (kgalign/models/losses.py) and the model registry."""
 
 import inspect
 import math
@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from kgalign.errors import InputError
+from kgalign.models.losses import UncertaintyWeights, ial_loss, icl_loss, pair_log_probs
 from kgalign.models.registry import build_model, get_model, list_models
 from kgalign.models.synthetic import aligned_pair
-from kgalign.training.losses import UncertaintyWeights, ial_loss, icl_loss, pair_log_probs
 
 torch.set_num_threads(1)
 

@@ -3,10 +3,10 @@
 import torch
 
 from kgalign.models.fusion import GlobalWeightFusion
+from kgalign.models.losses import ial_loss
 from kgalign.models.mclea import MCLEA
 from kgalign.models.registry import build_model, get_model
 from kgalign.models.synthetic import aligned_pair, fit_briefly, hits_at_1
-from kgalign.training.losses import ial_loss
 
 torch.set_num_threads(1)
 

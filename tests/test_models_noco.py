@@ -83,7 +83,7 @@ def test_confidence_networks_are_supervised():
     model = build_model("noco", inputs, **SMALL)
     out = model()
     probs = {}
-    from kgalign.training.losses import pair_log_probs
+    from kgalign.models.losses import pair_log_probs
 
     for m in model.names:
         ab, ba, valid = pair_log_probs(out[m], links, model.tau, model.present(m))

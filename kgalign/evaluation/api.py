@@ -33,7 +33,7 @@ def evaluate_run(
     if csls_k < 1:
         raise InputError("--csls-k must be >= 1")
     if device is not None:
-        from kgalign.training.device import resolve_device
+        from kgalign.device import resolve_device
 
         device = resolve_device(device)  # a clear error, not a torch traceback, for cuda on a CPU build
     r = open_run(run, dataset)

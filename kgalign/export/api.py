@@ -36,7 +36,7 @@ def align_run(
     from kgalign.export.align import align_embeddings
 
     if device is not None:
-        from kgalign.training.device import resolve_device
+        from kgalign.device import resolve_device
 
         device = resolve_device(device)  # a clear error, not a torch traceback, for cuda on a CPU build
     r = open_run(run, dataset)

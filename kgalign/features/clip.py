@@ -77,7 +77,7 @@ class ClipBundle:
     def encode_texts(self, texts: list[str], progress: bool = False) -> np.ndarray:
         import torch
 
-        from kgalign.features.util import Progress
+        from kgalign.progress import Progress
 
         out = []
         max_len = int(getattr(self.model.config.text_config, "max_position_embeddings", 77))

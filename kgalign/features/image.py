@@ -17,8 +17,8 @@ import numpy as np
 
 from kgalign.data.store import Dataset
 from kgalign.features.images_fetch import FetchResult
-from kgalign.features.util import Progress
 from kgalign.fsutil import atomic_path
+from kgalign.progress import Progress
 
 
 class FeatureCache:

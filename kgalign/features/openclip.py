@@ -148,7 +148,7 @@ class OpenClipBundle:
         """list of n strings -> float32 (n, dim); longer texts are cut at the context length."""
         import torch
 
-        from kgalign.features.util import Progress
+        from kgalign.progress import Progress
 
         out = []
         with Progress(len(texts), "names", enabled=progress) as bar, torch.inference_mode():

@@ -21,8 +21,9 @@ import numpy as np
 from kgalign.data.store import Dataset, load_dataset
 from kgalign.errors import InputError, MissingResourceError
 from kgalign.features import store
-from kgalign.features.util import Fingerprint, Progress, path_identity
+from kgalign.features.util import Fingerprint, path_identity
 from kgalign.fsutil import atomic_write_text
+from kgalign.progress import Progress
 
 log = logging.getLogger("kgalign.features")
 
@@ -274,12 +275,12 @@ class _Run:
         fp = Fingerprint("name/1").params(params).params(key).strings(names).hexdigest()
         if self._fresh(["name"], fp):
             return self._row("name", "reused")
-        from kgalign.features.util import resolve_device
+        from kgalign.device import resolve_device
 
         _quiet_hf(self.progress)
         enc = load_text_encoder(
             model,
-            resolve_device(o.device),
+            str(resolve_device(o.device)),
             o.batch_size,
             o.weights,
             threads=max(1, os.cpu_count() or 1),
@@ -325,8 +326,8 @@ class _Run:
             return self._row("image", "reused")
         if retry and prev.get("fingerprint") == fp and not o.force:
             log.info("retrying %d image sources that failed last time", prev["failed_sources"])
+        from kgalign.device import resolve_device
         from kgalign.features.image import FeatureCache, image_features
-        from kgalign.features.util import resolve_device
 
         cache_root = Path(o.cache_dir) if o.cache_dir else default_cache_dir()
         cfg = fetch.FetchConfig(
@@ -340,7 +341,7 @@ class _Run:
         with Progress(len(set(ds.image_source)), "fetch images", enabled=self.progress) as bar:
             fetched = fetch.fetch_all(ds.image_source, cfg, fetch.ImageCache(cache_root), progress=lambda d, n: bar.set(d))
         t_fetch = time.perf_counter() - t0
-        device = resolve_device(o.device)
+        device = str(resolve_device(o.device))
         _quiet_hf(self.progress)
         if o.image_model == "vgg16":
             from kgalign.features.vgg import VGGImageEncoder

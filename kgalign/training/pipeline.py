@@ -30,7 +30,9 @@ import numpy as np
 import torch
 
 from kgalign.config import config_hash, diff_configs
+from kgalign.device import peak_memory, resolve_device, resolve_precision
 from kgalign.errors import InputError, KgalignError, MissingResourceError
+from kgalign.progress import Progress
 from kgalign.training import rundir
 from kgalign.training.bootstrap import ILSchedule, candidate_pools, intersect_pairs, mutual_nearest_neighbours
 from kgalign.training.checkpoint import (
@@ -41,7 +43,6 @@ from kgalign.training.checkpoint import (
     save_checkpoint,
     strip_prefix,
 )
-from kgalign.training.device import peak_memory, resolve_device, resolve_precision
 from kgalign.training.distributed import (
     any_rank,
     destroy_process_group,
@@ -50,7 +51,6 @@ from kgalign.training.distributed import (
     shard_links,
     wrap_model,
 )
-from kgalign.training.progress import Progress
 from kgalign.training.schedule import Phase, set_lr
 from kgalign.training.seeding import capture_rng, restore_rng, seed_everything
 from kgalign.training.selection import Selection, metric_value
@@ -486,7 +486,7 @@ class Trainer:
             log.warning(TEST_SELECTION_WARNING)
         epochs = t["epochs"]
         it = cfg["iterative"]
-        bar = self.bar = Progress(epochs, self.epoch, enabled=self.show_progress and self.dist.is_main)
+        bar = self.bar = Progress(epochs, "epoch", start=self.epoch, unit="epoch", enabled=self.show_progress and self.dist.is_main)
         ran = 0
         try:
             with InterruptFlag() as interrupt:
@@ -509,7 +509,7 @@ class Trainer:
                         rundir.append_metrics(metrics_path, record)
                     if self.epoch % t["checkpoint_every"] == 0:
                         self._save()
-                    bar.update(self.epoch, info)
+                    bar.set(self.epoch, info)
                     if any_rank(interrupt.set, self.dist, self.device):
                         self._save()
                         raise TrainingInterrupted(
