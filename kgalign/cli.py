@@ -20,6 +20,7 @@ from typing import List, Optional
 import typer
 
 from kgalign.errors import KgalignError
+from kgalign.models.registry import models_help
 
 app = typer.Typer(
     name="kgalign",
@@ -414,7 +415,7 @@ def _train_flags(**flags) -> dict:
 def train_cmd(
     dataset: Path = typer.Argument(..., help="Dataset directory (from `kgalign ingest`, with `kgalign features` run on it)."),
     output: Path = typer.Option(..., "-o", "--output", help="Run directory to write (see docs/training.md)."),
-    model: Optional[str] = typer.Option(None, "-m", "--model", help="Model: noco, meaformer or mclea (or model.name in --config)."),
+    model: Optional[str] = typer.Option(None, "-m", "--model", help=f"Model: {models_help()} (or model.name in --config)."),
     config: Optional[Path] = typer.Option(
         None, "--config", "-c", help="YAML or JSON config file (sections model, train, iterative, eval)."
     ),
@@ -469,12 +470,9 @@ def train_cmd(
     setup_logging(quiet, verbose)
 
     def _go():
-        from kgalign.config import deep_merge, load_config_file, parse_overrides
         from kgalign.training.pipeline import Trainer
-        from kgalign.training.settings import resolve_config
+        from kgalign.training.settings import build_config
 
-        user = load_config_file(config) if config is not None else {}
-        user = deep_merge(user, parse_overrides(set_))
         flags = _train_flags(
             **{
                 "train.epochs": epochs,
@@ -497,7 +495,7 @@ def train_cmd(
         )
         if modalities is not None:
             flags["modalities"] = [m.strip() for m in modalities.split(",") if m.strip()]
-        cfg = resolve_config(deep_merge(user, flags), dataset=dataset, model=model)
+        cfg = build_config(dataset, model, config=config, sets=set_, flags=flags)
         return Trainer(cfg, output, resume=resume, force=force, progress=show_progress(quiet), stop_after=stop_after).run()
 
     result = run_guarded(_go)

@@ -58,12 +58,14 @@ def test_noise_scale_adapts_persists_and_is_saved():
     model()
     assert not model.noise.initialised.any()  # eval never touches the scale
     model.train()
-    model()
+    out = model()
+    assert not model.noise.initialised.any()  # forward() leaves the state alone ...
+    model.after_step(out)  # ... the step hook adopts it (identical DDP replicas)
     first = model.noise.scale.clone()
     assert model.noise.initialised.all() and (first > 0).all()
     # Modality-aware: scales differ between modalities (they follow each modality's scale).
     assert len(set(first.tolist())) == len(first)
-    model()
+    model.after_step(model())
     second = model.noise.scale.clone()
     assert not torch.equal(first, second)  # carried over and corrected, not reset to 1.0
     # The expected clean/noised cosine sits near the target.

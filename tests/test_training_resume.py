@@ -118,7 +118,7 @@ def test_checkpoints_and_outputs_contain_no_pickle(reference):
     assert meta["seed"] == 42
     assert tensors["rng.torch"].dtype == torch.uint8 and "rng.shuffle" in tensors
     assert any(k.startswith("model.") for k in tensors) and any(k.startswith("optim.") for k in tensors)
-    assert any(k.startswith("best.") for k in tensors)
+    assert any(k.startswith("cb.selection.best.") for k in tensors)
     assert tensors["links.train"].shape[1] == 2 and tensors["links.source"].max() > 0
     with safe_open(str(ck / "last.safetensors"), framework="pt") as f:
         assert f.metadata()["token"] == meta["token"]

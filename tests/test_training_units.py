@@ -43,7 +43,7 @@ def test_mutual_nearest_neighbours():
     # left 0,1,2 and right 3,4,5: 0<->4 and 1<->3 are mutual; 2 points at 4 but 4 prefers 0.
     emb = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 1.0], [1.0, 0.05], [-1.0, 0.0]])
     emb = torch.nn.functional.normalize(emb, dim=1)
-    got = mutual_nearest_neighbours(emb, torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), block=2)
+    got = mutual_nearest_neighbours(emb, torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]))
     assert got.tolist() == [[0, 4], [1, 3]]
     assert mutual_nearest_neighbours(emb, torch.tensor([], dtype=torch.long), torch.tensor([3])).shape == (0, 2)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from kgalign.errors import InputError, MissingResourceError
-from kgalign.evaluation.runs import open_run
+from kgalign.rundir import open_run
 
 SPLITS = ("test", "valid")
 

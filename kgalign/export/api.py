@@ -9,10 +9,8 @@ import numpy as np
 
 from kgalign import __version__
 from kgalign.errors import InputError
-from kgalign.evaluation.runs import open_run
 from kgalign.export.predictions import LinkTable, read_predictions, write_predictions
-
-PREDICTIONS = "predictions.tsv"
+from kgalign.rundir import PREDICTIONS, open_run
 
 
 def align_run(

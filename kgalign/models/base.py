@@ -1,18 +1,23 @@
-"""What every kgalign model shares: input buffers, the modality encoders, ``embed()``.
+"""The model contract and what every kgalign model shares.
 
-The model contract (docs/architecture.md): ``cls(inputs, **config)``;
-``forward() -> {modality: (n, d_m), "joint": (n, D)}``; ``loss(out, links)``;
-``embed() -> (n, D)`` L2-normalised, eval mode, no grad.
+A model is an :class:`AlignmentModel` built as ``cls(inputs, **options)``; its
+options and their defaults are the keyword arguments of ``__init__`` (the
+registry reads them from the signature). The training loop calls, per step,
+``out = model()``, ``total, parts = model.loss(out, links)``, backward, the
+optimizer steps, then ``model.after_step(out)``; per epoch ``model.epoch_metrics()``;
+for evaluation ``model.embed()``. See docs/architecture.md.
 """
 
 from __future__ import annotations
+
+from abc import ABC, abstractmethod
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kgalign.models.inputs import ModelInputs
-from kgalign.models.layers import FeatureProjection, GraphEncoder
+from kgalign.models.layers import FeatureProjection, GraphEncoder, reset_children
 
 # Canonical modality order; unknown feature names follow, sorted.
 MODALITY_ORDER = ("graph", "relation", "attribute", "numeric", "name", "image")
@@ -23,6 +28,17 @@ def modality_order(feature_names) -> list[str]:
     names = [n for n in feature_names if n != "graph"]
     known = [m for m in MODALITY_ORDER[1:] if m in names]
     return ["graph"] + known + sorted(set(names) - set(known))
+
+
+def modality_means(names: list[str], mask: Tensor, **per_modality: Tensor) -> dict[str, float]:
+    """``{"<key>.<modality>": mean over the entities that have the modality}`` for (n, M) tensors."""
+    maskf = mask.float()
+    count = maskf.sum(0).clamp(min=1)
+    out = {}
+    for key, values in per_modality.items():
+        means = (values.detach().float() * maskf).sum(0) / count
+        out.update({f"{key}.{m}": float(means[i]) for i, m in enumerate(names)})
+    return out
 
 
 class ModelOutput(dict):
@@ -71,6 +87,9 @@ class MultiModalEncoder(nn.Module):
         self.proj = nn.ModuleDict({m: FeatureProjection(feature_dims[m], feature_out[m], l2_input=m in l2_inputs) for m in self.names[1:]})
         self.dims = {"graph": graph_dim, **{m: feature_out[m] for m in self.names[1:]}}
 
+    def reset_parameters(self) -> None:
+        reset_children(self)
+
     def forward(self, features: dict[str, Tensor], masks: dict[str, Tensor], edge_index: Tensor) -> dict[str, Tensor]:
         out = {"graph": self.graph(edge_index)}
         for m in self.names[1:]:
@@ -78,9 +97,60 @@ class MultiModalEncoder(nn.Module):
         return out
 
 
-class AlignmentModel(nn.Module):
-    """Base class: keeps the inputs as non-persistent buffers (they follow ``.to()``
-    but stay out of ``state_dict``) and implements ``embed()``."""
+class AlignmentModel(ABC, nn.Module):
+    """Base class of every model: the contract, input buffers and ``embed()``.
+
+    The inputs are kept as non-persistent buffers (they follow ``.to()`` but stay
+    out of ``state_dict``). Subclasses implement :meth:`forward`, :meth:`loss`
+    and :meth:`reset_parameters`; they may override the hooks
+    :meth:`optimizer_groups`, :meth:`after_step` and :meth:`epoch_metrics`.
+    """
+
+    @abstractmethod
+    def forward(self) -> ModelOutput:
+        """Embeddings of all entities: ``{modality: (n, d_m), "joint": (n, D)}`` plus ``.aux``.
+
+        In training mode this includes training-only augmentation. It must not
+        change the model's state (buffers): that belongs in :meth:`after_step`.
+        """
+
+    @abstractmethod
+    def loss(self, out: ModelOutput, links: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """Total loss (scalar) for the training links (B, 2) and its named parts as floats.
+
+        Losses of auxiliary networks (e.g. a policy or an MI estimator) are part of
+        the total; their optimizer comes from :meth:`optimizer_groups`.
+        """
+
+    @abstractmethod
+    def reset_parameters(self) -> None:
+        """Re-initialise every parameter (and training-time buffer) as at construction."""
+
+    def optimizer_groups(self) -> list[dict]:
+        """Parameter groups and the optimizer each belongs to.
+
+        Each dict has ``"params"`` and may have ``"name"`` (the optimizer: groups
+        with the same name share one optimizer; default ``"main"``), ``"lr_scale"``
+        (multiplies the scheduled learning rate, default 1) and ``"weight_decay"``
+        (default: the run's). Every trainable parameter must be in exactly one group.
+        """
+        return [{"name": "main", "params": [p for p in self.parameters() if p.requires_grad]}]
+
+    def after_step(self, out: ModelOutput) -> None:  # noqa: B027 - an optional hook, empty by default
+        """Training-time state changes after each optimizer step (running statistics,
+        adaptive scales), from values ``forward``/``loss`` left in ``out.aux``."""
+
+    @torch.no_grad()
+    def step_metrics(self, out: ModelOutput) -> dict[str, float]:
+        """Values read off a training step's output (modality weights, noise scales,
+        confidences); the loop averages them over the epoch into ``metrics.jsonl``'s ``"model"``."""
+        return {}
+
+    @torch.no_grad()
+    def epoch_metrics(self) -> dict[str, float]:
+        """Values the model reports once per epoch (e.g. an estimate that needs its own
+        pass); written beside the step averages under ``"model"``."""
+        return {}
 
     def __init__(self, inputs: ModelInputs):
         super().__init__()

@@ -51,6 +51,9 @@ class GlobalWeightFusion(nn.Module):
         super().__init__()
         self.theta = nn.Parameter(torch.ones(num_modalities))
 
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.theta)
+
     def forward(self, mask: Tensor) -> Tensor:
         return masked_softmax(self.theta.expand(mask.shape[0], -1), mask)
 

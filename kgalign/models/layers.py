@@ -9,6 +9,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def reset_children(module: nn.Module) -> None:
+    """Call ``reset_parameters()`` on every child that has one; descend into the others."""
+    for child in module.children():
+        if hasattr(child, "reset_parameters"):
+            child.reset_parameters()
+        else:
+            reset_children(child)
+
+
 class GraphEncoder(nn.Module):
     """Learnable entity table followed by a multi-layer, multi-head graph attention network.
 
@@ -38,12 +47,17 @@ class GraphEncoder(nn.Module):
         if concat and dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
         self.entity = nn.Parameter(torch.empty(num_entities, dim))
-        # MEAformer/MCLEA: N(0, 1/n).
-        nn.init.normal_(self.entity, std=1.0 / math.sqrt(max(num_entities, 1)))
         out = dim // heads if concat else dim
         self.convs = nn.ModuleList(
             GATConv(dim, out, heads=heads, concat=concat, dropout=attn_dropout, add_self_loops=True) for _ in range(layers)
         )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # MEAformer/MCLEA: N(0, 1/n).
+        nn.init.normal_(self.entity, std=1.0 / math.sqrt(max(self.entity.shape[0], 1)))
+        for conv in self.convs:
+            conv.reset_parameters()
 
     def forward(self, edge_index: Tensor) -> Tensor:
         x = self.entity

@@ -159,6 +159,9 @@ class UncertaintyWeights(nn.Module):
         self.names = list(names)
         self.log_vars = nn.Parameter(torch.zeros(len(self.names)))
 
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.log_vars)
+
     def forward(self, losses: dict[str, Tensor]) -> Tensor:
         """``{name: scalar}`` (a subset of ``names``) -> weighted sum (scalar)."""
         total = self.log_vars.new_zeros(())

@@ -8,11 +8,13 @@ embedding into each modality). Defaults and their sources: docs/models/mclea.md.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from kgalign.models.base import AlignmentModel, ModelOutput, MultiModalEncoder
+from kgalign.models.base import AlignmentModel, ModelOutput, MultiModalEncoder, modality_means
 from kgalign.models.fusion import GlobalWeightFusion, weighted_concat
 from kgalign.models.inputs import ModelInputs
+from kgalign.models.layers import reset_children
 from kgalign.models.losses import UncertaintyWeights, ial_loss, icl_loss
 
 
@@ -67,6 +69,13 @@ class MCLEA(AlignmentModel):
         self.register_buffer("modality_mask", self.mask_matrix(self.names), persistent=False)
         self.tau, self.tau2, self.alpha, self.ial_weight = tau, tau2, alpha, ial_weight
         self.to(self.edge_index.device)  # parameters follow the inputs' device
+
+    def reset_parameters(self) -> None:
+        reset_children(self)
+
+    @torch.no_grad()
+    def step_metrics(self, out: ModelOutput) -> dict[str, float]:
+        return modality_means(self.names, self.modality_mask, weight=out.aux["weights"])
 
     def forward(self) -> ModelOutput:
         enc = self.encoder(self.features(), self.masks(), self.edge_index)

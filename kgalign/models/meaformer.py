@@ -13,9 +13,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from kgalign.models.base import AlignmentModel, ModelOutput, MultiModalEncoder
+from kgalign.models.base import AlignmentModel, ModelOutput, MultiModalEncoder, modality_means
 from kgalign.models.fusion import CrossModalAttentionFusion, weighted_concat
 from kgalign.models.inputs import ModelInputs
+from kgalign.models.layers import reset_children
 from kgalign.models.losses import UncertaintyWeights, icl_loss
 
 
@@ -70,6 +71,13 @@ class MEAformer(AlignmentModel):
         self.register_buffer("modality_mask", self.mask_matrix(self.names), persistent=False)
         self.tau, self.alpha = tau, alpha
         self.to(self.edge_index.device)  # parameters follow the inputs' device
+
+    def reset_parameters(self) -> None:
+        reset_children(self)
+
+    @torch.no_grad()
+    def step_metrics(self, out: ModelOutput) -> dict[str, float]:
+        return modality_means(self.names, self.modality_mask, weight=out.aux["weights"])
 
     def forward(self) -> ModelOutput:
         enc = self.encoder(self.features(), self.masks(), self.edge_index)

@@ -20,9 +20,10 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from kgalign.errors import InputError
-from kgalign.models.base import AlignmentModel, ModelOutput, MultiModalEncoder
+from kgalign.models.base import AlignmentModel, ModelOutput, MultiModalEncoder, modality_means
 from kgalign.models.fusion import ConfidenceFusion, weighted_concat
 from kgalign.models.inputs import ModelInputs
+from kgalign.models.layers import reset_children
 from kgalign.models.losses import UncertaintyWeights, pair_log_probs
 from kgalign.models.noise import ModalityNoiseAugment
 
@@ -122,13 +123,29 @@ class NoCo(AlignmentModel):
         self.loss_weights = UncertaintyWeights(self.names) if icl_weighting == "kendall" else None
         self.to(self.edge_index.device)  # parameters follow the inputs' device
 
+    def reset_parameters(self) -> None:
+        reset_children(self)
+
+    def after_step(self, out: ModelOutput) -> None:
+        if "noise_state" in out.aux:
+            self.noise.update_state(out.aux["noise_state"])
+
+    @torch.no_grad()
+    def step_metrics(self, out: ModelOutput) -> dict[str, float]:
+        metrics = modality_means(self.names, self.modality_mask, weight=out.aux["weights"], confidence=out.aux["uni_conf"])
+        scales = out.aux["noise_state"]["scale"] if "noise_state" in out.aux else self.noise.scale
+        metrics.update({f"noise.{m}": float(scales[i]) for i, m in enumerate(self.noise.names)})
+        return metrics
+
     def forward(self) -> ModelOutput:
         clean = self.encoder(self.features(), self.masks(), self.edge_index)
-        aug = self.noise(clean, {m: self.present(m) for m in self.names})
+        aug, noise_state = self.noise(clean, {m: self.present(m) for m in self.names})
         # Keep absent modalities at zero after the augmentation (noise, bias terms).
         embs = [aug[m] * self.modality_mask[:, i : i + 1].to(aug[m].dtype) for i, m in enumerate(self.names)]
         fused = self.fusion(embs, self.modality_mask)
         out = ModelOutput(dict(zip(self.names, embs, strict=False)), aux={"clean": clean, **fused})
+        if noise_state is not None:
+            out.aux["noise_state"] = noise_state
         out["joint"] = weighted_concat(embs, fused["weights"])
         return out
 

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kgalign.models.layers import mlp
+from kgalign.models.layers import mlp, reset_children
 
 
 class ModalityNoiseAugment(nn.Module):
@@ -48,7 +48,7 @@ class ModalityNoiseAugment(nn.Module):
         rate: step size of the multiplicative scale correction.
         enabled: False turns noise off (the paper's "w/o NA" ablation keeps the maps).
     Shapes:
-        forward({m: (n, d)}, present {m: (n,) bool} or None) -> {m: (n, d)};
+        forward({m: (n, d)}, present {m: (n,) bool} or None) -> ({m: (n, d)}, next scales (M,) or None);
         the scale statistics use only the rows where the modality is present.
     Buffers:
         ``scale`` (M,) current eps_m; ``initialised`` (M,) bool.
@@ -80,41 +80,71 @@ class ModalityNoiseAugment(nn.Module):
         self.register_buffer("scale", torch.ones(len(self.names)))
         self.register_buffer("initialised", torch.zeros(len(self.names), dtype=torch.bool))
 
+    def reset_parameters(self) -> None:
+        for m in self.names:
+            self.p_in[m].reset_parameters()
+            nn.init.zeros_(self.p_out[m].weight)
+            nn.init.zeros_(self.p_out[m].bias)
+        reset_children(self.refine)
+        self.scale.fill_(1.0)
+        self.initialised.fill_(False)
+
     def noise_scales(self) -> dict[str, float]:
         return {m: float(self.scale[i]) for i, m in enumerate(self.names)}
 
-    def forward(self, embs: dict[str, Tensor], present: dict[str, Tensor | None] | None = None) -> dict[str, Tensor]:
+    def forward(
+        self, embs: dict[str, Tensor], present: dict[str, Tensor | None] | None = None
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
+        """Returns the augmented embeddings and, when noise was drawn, the next state
+        ``{"scale": (M,), "initialised": (M,)}``.
+
+        The buffers are not changed here: the model passes that state to
+        :meth:`update_state` after the optimizer step (DDP replicas stay identical).
+        """
         out = dict(embs)
+        noisy = self.training and self.enabled
+        state = {"scale": self.scale.clone(), "initialised": self.initialised.clone()} if noisy else None
         for i, m in enumerate(self.names):
             h = embs[m]
             rows = None if present is None else present.get(m)
             for _ in range(self.steps):
-                if self.training and self.enabled:
-                    h = h + self._noise(i, h, rows)
+                if noisy:
+                    noise, eps = self._noise(h, rows, state["scale"][i], bool(state["initialised"][i]))
+                    if eps is not None:
+                        state["scale"][i], state["initialised"][i] = eps, True
+                    h = h + noise
                 h = h + self.p_out[m](self.refine(self.p_in[m](h)))
             out[m] = h
-        return out
+        return out, state
 
-    def _noise(self, i: int, h: Tensor, rows: Tensor | None) -> Tensor:
-        """Draw eps_i * N(0, I) shaped like ``h`` (n, d), then adapt eps_i (no grad).
+    @torch.no_grad()
+    def update_state(self, state: dict[str, Tensor]) -> None:
+        """Adopt the scales a training forward pass measured (the adaptive eps_m)."""
+        self.scale.copy_(state["scale"])
+        self.initialised.copy_(state["initialised"])
 
-        ``rows``: optional bool (n,) selecting the rows the statistics use.
+    def _noise(self, h: Tensor, rows: Tensor | None, eps: Tensor, initialised: bool) -> tuple[Tensor, Tensor | None]:
+        """Draw eps * N(0, I) shaped like ``h`` (n, d); return it and the adapted eps (no grad;
+        None when no row has the modality).
+
+        ``rows``: optional bool (n,) selecting the rows the statistics use. The first
+        draw sets eps so that the expected cosine between clean and noised rows is
+        ``target_cos``.
         """
         with torch.no_grad():
             hd = h.detach().float()
             if rows is not None:
                 hd = hd[rows]
             if hd.shape[0] == 0:
-                return torch.zeros_like(h)
-            if not bool(self.initialised[i]):
+                return torch.zeros_like(h), None
+            if not initialised:
                 # E||h + eps xi||^2 = ||h||^2 + eps^2 d, so cos ~ target when:
                 rms = hd.pow(2).sum(-1).mean().sqrt()
-                self.scale[i] = (rms * math.sqrt(1.0 / self.target_cos**2 - 1.0) / math.sqrt(h.shape[-1])).clamp(min=1e-8)
-                self.initialised[i] = True
-            eps = self.scale[i].clone()
+                eps = (rms * math.sqrt(1.0 / self.target_cos**2 - 1.0) / math.sqrt(h.shape[-1])).clamp(min=1e-8)
+            eps = eps.clone()
         noise = torch.randn_like(h) * eps.to(h.dtype)
         with torch.no_grad():
             nd = noise.detach().float() if rows is None else noise.detach().float()[rows]
             cos = F.cosine_similarity(hd, hd + nd, dim=-1).mean()
-            self.scale[i] = self.scale[i] * torch.exp(self.rate * (cos - self.target_cos))
-        return noise
+            eps_next = eps * torch.exp(self.rate * (cos - self.target_cos))
+        return noise, eps_next

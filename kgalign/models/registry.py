@@ -1,96 +1,52 @@
 """Model registry: ``--model NAME`` -> class, documented default config, doc page.
 
 Importing this module is cheap (no torch): classes are imported on
-``get_model``. ``defaults`` are the keyword arguments of ``cls(inputs, **config)``;
-``train_defaults`` are the optimiser/schedule settings of the model's reference
-runs, for the trainer to use when the user gives none.
+``get_model``. model options and their defaults are the keyword arguments of
+``cls(inputs, **options)`` (read from the signature: written once);
+``train_defaults`` are the schedule settings of the model's reference runs, for
+the trainer to use when the user gives none. Adding a model = one module + one
+entry in ``_MODELS``.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field
 
 from kgalign.errors import InputError
 
-_GAT = {"hidden": 300, "gat_heads": 2, "gat_layers": 2, "gat_concat": True, "gat_attn_dropout": 0.0}
+_REFERENCE_TRAIN = {
+    "lr": 5e-4,
+    "weight_decay": 1e-4,
+    "eps": 1e-8,
+    "batch_size": 3500,
+    "epochs": 500,
+    "warmup_ratio": 0.15,
+    "schedule": "cosine",
+    "grad_clip": 1.0,
+}
 
+# name -> where the class lives, its documentation, a one-line summary, and the training settings of its
+# reference runs. Model options and their defaults are the class's keyword arguments (read from the signature).
 _MODELS: dict[str, dict] = {
     "noco": {
         "target": "kgalign.models.noco:NoCo",
         "doc": "docs/models/noco.md",
         "summary": "NoCo: modality-aware noise augmentation + confidence-based dynamic fusion (Sci China Inf Sci 2026)",
-        "defaults": {
-            **_GAT,
-            "tau": 0.1,
-            "alpha": 0.5,
-            "noise": True,
-            "noise_modalities": None,
-            "noise_size": 256,
-            "noise_steps": 1,
-            "noise_mlp_layers": 2,
-            "noise_target_cos": 0.9,
-            "noise_rate": 1.0,
-            "uni_conf_hidden": 150,
-            "global_conf_hidden": 32,
-            "calib_eps": 1e-3,
-            "conf_loss_weight": 0.1,
-            "icl_weighting": "sum",
-            "l2_inputs": ["image"],
-        },
-        "train": {
-            "optimizer": "adamw",
-            "lr": 5e-4,
-            "weight_decay": 1e-4,
-            "eps": 1e-8,
-            "batch_size": 3500,
-            "epochs": 500,
-            "warmup_ratio": 0.15,
-            "schedule": "cosine",
-            "grad_clip": 1.0,
-        },
+        "train": dict(_REFERENCE_TRAIN),
     },
     "meaformer": {
         "target": "kgalign.models.meaformer:MEAformer",
         "doc": "docs/models/meaformer.md",
         "summary": "MEAformer: cross-modal attention gives entity-level modality weights (ACM MM 2023)",
-        "defaults": {
-            **_GAT,
-            "fusion_heads": 1,
-            "fusion_layers": 1,
-            "fusion_dropout": 0.1,
-            "fusion_ffn": 0,
-            "tau": 0.1,
-            "alpha": 0.5,
-            "l2_inputs": ["image"],
-        },
-        "train": {
-            "optimizer": "adamw",
-            "lr": 5e-4,
-            "weight_decay": 1e-4,
-            "eps": 1e-8,
-            "batch_size": 3500,
-            "epochs": 500,
-            "warmup_ratio": 0.15,
-            "schedule": "cosine",
-            "grad_clip": 1.0,
-        },
+        "train": dict(_REFERENCE_TRAIN),
     },
     "mclea": {
         "target": "kgalign.models.mclea:MCLEA",
         "doc": "docs/models/mclea.md",
         "summary": "MCLEA: per-modality encoders, global weights, ICL + IAL (COLING 2022)",
-        "defaults": {
-            **_GAT,
-            "feature_dim": 100,
-            "tau": 0.1,
-            "tau2": 4.0,
-            "alpha": 0.5,
-            "ial_weight": 0.01,
-            "l2_inputs": ["image"],
-        },
         "train": {
-            "optimizer": "adamw",
             "lr": 5e-4,
             "weight_decay": 1e-2,
             "eps": 1e-8,
@@ -103,14 +59,40 @@ _MODELS: dict[str, dict] = {
     },
 }
 
+# Ranges shared by every model's options of these names: (low, high, low included, high included).
+_INF = float("inf")
+OPTION_BOUNDS: dict[str, tuple[float, float, bool, bool]] = {
+    **{
+        k: (1, _INF, True, False)
+        for k in (
+            "hidden",
+            "feature_dim",
+            "gat_heads",
+            "gat_layers",
+            "fusion_heads",
+            "fusion_layers",
+            "noise_size",
+            "noise_steps",
+            "noise_mlp_layers",
+            "uni_conf_hidden",
+            "global_conf_hidden",
+        )
+    },
+    **{k: (0, _INF, False, False) for k in ("tau", "tau2", "calib_eps")},
+    **{k: (0, _INF, True, False) for k in ("fusion_ffn", "conf_loss_weight", "ial_weight", "noise_rate")},
+    **{k: (0, 1, True, False) for k in ("gat_attn_dropout", "fusion_dropout", "dropout")},
+    "alpha": (0, 1, True, True),
+    "noise_target_cos": (0, 1, False, False),
+}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
     """A registered model.
 
     Attributes:
-        cls: the ``nn.Module`` subclass, built as ``cls(inputs, **config)``.
-        defaults: the documented default config (a fresh copy per call).
+        cls: the ``AlignmentModel`` subclass, built as ``cls(inputs, **options)``.
+        defaults: its options with their defaults, read from ``cls.__init__`` (a fresh copy per call).
         doc: path of the model's documentation page, relative to the repository root.
         name: registry name.
         summary: one line for ``--help`` / listings.
@@ -131,16 +113,33 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
+def models_help() -> str:
+    """``name: summary`` lines for help texts (no torch import)."""
+    return "; ".join(f"{n} ({_MODELS[n]['summary'].split(':')[0]})" for n in list_models())
+
+
 def model_summary(name: str) -> str:
     """One-line description without importing torch."""
     return _entry(name)["summary"]
 
 
 def _entry(name: str) -> dict:
-    key = name.strip().lower()
+    key = str(name).strip().lower()
     if key not in _MODELS:
         raise InputError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     return _MODELS[key]
+
+
+def signature_defaults(cls: type) -> dict:
+    """``{option: default}`` of ``cls.__init__`` besides ``self`` and ``inputs`` (tuples as lists, JSON-like)."""
+    out = {}
+    for key, p in inspect.signature(cls.__init__).parameters.items():
+        if key in ("self", "inputs") or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        if p.default is p.empty:
+            raise TypeError(f"{cls.__name__}.__init__: option {key!r} has no default")
+        out[key] = list(p.default) if isinstance(p.default, tuple) else p.default
+    return out
 
 
 def get_model(name: str) -> ModelSpec:
@@ -150,37 +149,70 @@ def get_model(name: str) -> ModelSpec:
     cls = getattr(importlib.import_module(module), attr)
     return ModelSpec(
         cls=cls,
-        defaults={k: (list(v) if isinstance(v, list) else v) for k, v in entry["defaults"].items()},
+        defaults=signature_defaults(cls),
         doc=entry["doc"],
-        name=name.strip().lower(),
+        name=str(name).strip().lower(),
         summary=entry["summary"],
         train_defaults=dict(entry["train"]),
     )
 
 
-def check_option_types(name: str, options: dict) -> None:
-    """Raise InputError when an option's value does not have its default's type (int, float, bool, str, list)."""
-    spec = get_model(name)
-    for key, value in options.items():
-        default = spec.defaults.get(key)
-        if default is None:
-            continue
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, int):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        else:
-            ok = isinstance(value, type(default)) or (isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)))
-        if not ok:
-            raise InputError(f"model {spec.name!r}: option {key} must be a {type(default).__name__} like {default!r}, got {value!r}")
+def _type_ok(default, value) -> bool:
+    if default is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
 
 
-def build_model(name: str, inputs, **overrides):
-    """``get_model(name).cls(inputs, **{**defaults, **overrides})``; unknown keys -> InputError."""
+def _in_bounds(value, bounds) -> bool:
+    lo, hi, lo_in, hi_in = bounds
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # NaN
+        return False
+    return (value > lo or (lo_in and value == lo)) and (value < hi or (hi_in and value == hi))
+
+
+def _interval(bounds) -> str:
+    lo, hi, lo_in, hi_in = bounds
+    return f"{'[' if lo_in else '('}{lo:g}, {'inf' if hi == _INF else f'{hi:g}'}{']' if hi_in else ')'}"
+
+
+def validate_options(name: str, options: dict) -> None:
+    """The one check of model options: known names, the defaults' types, the shared ranges.
+
+    Raises InputError naming the option; combinations a model cannot build (e.g.
+    ``hidden`` not divisible by ``gat_heads``) are reported by :func:`build_model`.
+    """
     spec = get_model(name)
-    unknown = sorted(set(overrides) - set(spec.defaults))
+    unknown = sorted(set(options) - set(spec.defaults) - {"name"})
     if unknown:
         raise InputError(f"model {spec.name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(spec.defaults))}")
-    return spec.cls(inputs, **{**spec.defaults, **overrides})
+    for key, value in options.items():
+        if key == "name":
+            continue
+        default = spec.defaults[key]
+        if not _type_ok(default, value):
+            raise InputError(f"model {spec.name!r}: option {key} must be a {type(default).__name__} like {default!r}, got {value!r}")
+        bounds = OPTION_BOUNDS.get(key)
+        if bounds is not None and value is not None and not _in_bounds(value, bounds):
+            raise InputError(f"model {spec.name!r}: option {key} must be in {_interval(bounds)}, got {value!r}")
+
+
+def build_model(name: str, inputs, **options):
+    """Validate ``options`` and build ``cls(inputs, **{**defaults, **options})``.
+
+    A ValueError from the model's constructor (an impossible combination of options)
+    becomes an InputError; any other exception is a bug and propagates unchanged.
+    """
+    validate_options(name, options)
+    spec = get_model(name)
+    try:
+        return spec.cls(inputs, **{**spec.defaults, **options})
+    except ValueError as exc:
+        raise InputError(f"model {spec.name!r}: {exc}") from None

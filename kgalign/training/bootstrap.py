@@ -9,15 +9,22 @@ MCLEA. Gold valid/test links are never consulted.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from kgalign.training.loop import Callback
+
+log = logging.getLogger("kgalign.training")
+
 
 @torch.no_grad()
-def mutual_nearest_neighbours(emb: torch.Tensor, left: torch.Tensor, right: torch.Tensor, block: int = 4096) -> torch.Tensor:
+def mutual_nearest_neighbours(emb: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     """Pairs ``(l, r)`` with ``l`` in ``left``, ``r`` in ``right`` that are mutual nearest neighbours.
+
+    Uses evaluation's blocked exact search (ties go to the lower candidate index).
 
     Args:
         emb: (n, D) L2-normalised embeddings (global ids).
@@ -25,18 +32,16 @@ def mutual_nearest_neighbours(emb: torch.Tensor, left: torch.Tensor, right: torc
     Returns:
         LongTensor (k, 2) of global ids, sorted by ``l``.
     """
+    from kgalign.evaluation.similarity import blocked_topk
+
     if len(left) == 0 or len(right) == 0:
         return torch.zeros((0, 2), dtype=torch.long)
+    left, right = left.to(emb.device), right.to(emb.device)
     el, er = emb[left].float(), emb[right].float()
-    row_best = torch.empty(len(left), dtype=torch.long, device=emb.device)
-    for s in range(0, len(left), block):
-        row_best[s : s + block] = (el[s : s + block] @ er.T).argmax(dim=1)
-    col_best = torch.empty(len(right), dtype=torch.long, device=emb.device)
-    for s in range(0, len(right), block):
-        col_best[s : s + block] = (er[s : s + block] @ el.T).argmax(dim=1)
+    row_best = blocked_topk(el, er, 1)[1][:, 0]
+    col_best = blocked_topk(er, el, 1)[1][:, 0]
     idx = torch.arange(len(left), device=emb.device)
     mutual = col_best[row_best] == idx
-    left, right = left.to(emb.device), right.to(emb.device)
     return torch.stack([left[idx[mutual]], right[row_best[mutual]]], dim=1).cpu()
 
 
@@ -85,3 +90,94 @@ class ILSchedule:
         reset = check and (r % self.reset_every == self.step % self.reset_every)
         add = r % self.add_every == 0
         return check, reset, add
+
+
+class Bootstrapping(Callback):
+    """Iterative training: from epoch ``start`` on, propose mutual nearest neighbours
+    as new training pairs (MEAformer's schedule, :class:`ILSchedule`).
+
+    At the start it reloads the selected weights (``reload_best``) and begins a new
+    schedule phase with fresh optimizers at ``lr * lr_factor``. Pairs in
+    ``excluded`` (known negatives) are never proposed.
+    """
+
+    key = "iterative"
+
+    def __init__(
+        self,
+        schedule: ILSchedule,
+        *,
+        kg: np.ndarray,
+        num_entities: int,
+        lr: float,
+        lr_factor: float,
+        warmup: float,
+        phase_schedule: str,
+        reload_best: bool,
+        selection=None,
+        excluded: np.ndarray | None = None,
+        notify=None,
+    ):
+        self.il = schedule
+        self.kg = kg
+        self.num_entities = num_entities
+        self.lr, self.lr_factor, self.warmup, self.phase_schedule = lr, lr_factor, warmup, phase_schedule
+        self.reload_best = reload_best
+        self.selection = selection  # a ModelSelection, for the weights to reload and its patience
+        self.excluded = None if excluded is None or len(excluded) == 0 else np.asarray(excluded, np.int64).reshape(-1, 2)
+        self.notify = notify or (lambda msg: log.info("%s", msg))
+        self.started = False
+        self.candidates = torch.zeros((0, 2), dtype=torch.long)
+
+    def on_epoch_start(self, loop) -> None:
+        if self.started or loop.epoch < self.il.start or loop.partial is not None:
+            return
+        if self.reload_best and self.selection is not None and self.selection.restore_best(loop.model, loop.device):
+            self.notify(
+                f"iterative training from epoch {loop.epoch}: reloaded the weights of epoch "
+                f"{self.selection.selection.best_epoch} (selected on {self.selection.selection.split})"
+            )
+        loop.start_phase(self.lr * self.lr_factor, self.warmup, self.phase_schedule)
+        if self.selection is not None:
+            self.selection.selection.bad_evals = 0
+        self.started = True
+
+    def armed(self) -> bool:
+        return self.started
+
+    def _without_excluded(self, pairs: torch.Tensor) -> torch.Tensor:
+        if self.excluded is None or len(pairs) == 0:
+            return pairs
+        n = self.num_entities
+        keys = pairs[:, 0].numpy() * n + pairs[:, 1].numpy()
+        bad = np.isin(keys, self.excluded[:, 0] * n + self.excluded[:, 1])
+        return pairs[torch.from_numpy(~bad)]
+
+    def on_epoch_end(self, loop, record: dict) -> None:
+        if not self.started:
+            return
+        check, reset, add = self.il.actions(loop.epoch)
+        info = {}
+        if check:
+            emb = loop.model.embed().detach().float()
+            left, right = candidate_pools(self.kg, loop.links)
+            mnn = self._without_excluded(mutual_nearest_neighbours(emb, left.to(emb.device), right.to(emb.device)))
+            reset = reset or len(self.candidates) == 0
+            self.candidates = mnn if reset else intersect_pairs(self.candidates, mnn, self.num_entities)
+            info.update(mutual_nn=len(mnn), candidates=len(self.candidates), reset=bool(reset))
+        if add and len(self.candidates):
+            new = self.candidates.numpy().astype(np.int64)
+            loop.links = np.concatenate([loop.links, new])
+            loop.source = np.concatenate([loop.source, np.full(len(new), loop.epoch, dtype=np.int64)])
+            self.candidates = torch.zeros((0, 2), dtype=torch.long)
+            info["added"] = len(new)
+            self.notify(f"epoch {loop.epoch}: added {len(new)} bootstrapped pairs ({len(loop.links)} training links now)")
+        if info:
+            record["bootstrap"] = info
+
+    def state_dict(self):
+        return {"il.candidates": self.candidates}, {"il_started": self.started}
+
+    def load_state_dict(self, tensors, meta) -> None:
+        self.candidates = tensors.get("il.candidates", torch.zeros((0, 2), dtype=torch.long)).long()
+        self.started = bool(meta["il_started"])

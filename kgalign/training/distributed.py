@@ -69,7 +69,8 @@ def shard_links(links: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 
 class TrainStep(torch.nn.Module):
-    """``forward(links) = model.loss(model(), links)``.
+    """``forward(links) -> (total, parts, out)`` with ``out = model()`` and
+    ``(total, parts) = model.loss(out, links)``.
 
     DDP only synchronises parameters used inside its wrapped ``forward``; models use
     some parameters only in ``loss()`` (e.g. uncertainty weights), so the whole
@@ -81,7 +82,9 @@ class TrainStep(torch.nn.Module):
         self.model = model
 
     def forward(self, links: torch.Tensor):
-        return self.model.loss(self.model(), links)
+        out = self.model()
+        total, parts = self.model.loss(out, links)
+        return total, parts, out
 
 
 def wrap_model(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
@@ -96,6 +99,6 @@ def wrap_model(model: torch.nn.Module, info: DistInfo, device: torch.device) -> 
     # gradient (an unused branch) are handled without find_unused_parameters' per-step graph walk.
     # broadcast_buffers=False: the models hold the dataset's feature matrices as (non-persistent)
     # buffers, identical on every rank; broadcasting them each step would move hundreds of MB.
-    # The NoCo noise-scale buffers are updated from each rank's batch and may drift slightly apart;
-    # rank 0's values are the ones checkpointed.
+    # Training-time state (e.g. NoCo's noise scales) changes only in model.after_step() from the
+    # full-graph forward pass, which every rank computes identically, so replicas stay equal.
     return DDP(model, device_ids=ids, static_graph=True, broadcast_buffers=False)

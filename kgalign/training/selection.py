@@ -8,9 +8,11 @@ better only for ``mr``. Patience counts evaluations without improvement;
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 
 from kgalign.errors import InputError
+from kgalign.training.loop import Callback
 
 
 def metric_value(metrics: dict, path: str) -> float:
@@ -57,3 +59,75 @@ class Selection:
     def load_state_dict(self, st: dict) -> None:
         for k, v in st.items():
             setattr(self, k, v)
+
+
+class ModelSelection(Callback):
+    """Evaluates every ``every`` epochs (and at the last), keeps the selected weights,
+    and requests a stop after ``patience`` evaluations without improvement.
+
+    Valid and test links are both ranked (test is only reported); the selection split
+    alone decides. Patience does not count before ``armed()`` is true (iterative
+    training counts it from the start of bootstrapping).
+    """
+
+    key = "selection"
+
+    def __init__(self, selection: Selection, *, every: int, last_epoch: int, splits: dict, csls_k: int, armed=None, log=None):
+        self.selection = selection
+        self.every, self.last_epoch = every, last_epoch
+        self.splits = {name: links for name, links in splits.items() if len(links)}
+        self.csls_k = csls_k
+        self.armed = armed or (lambda: True)
+        self.log = log
+        self.best_state: dict | None = None
+        self.timing = {"eval_seconds": 0.0, "evaluations": 0}
+        self.message = ""
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.selection.stopped
+
+    def evaluate(self, emb) -> dict:
+        """``{split: metrics}`` of joint embeddings (n, D)."""
+        from kgalign.evaluation.ranking import evaluate_embeddings
+
+        return {name: evaluate_embeddings(emb, links, candidates="test", csls_k=self.csls_k) for name, links in self.splits.items()}
+
+    def on_epoch_end(self, loop, record: dict) -> None:
+        self.message = ""
+        if loop.epoch % self.every and loop.epoch != self.last_epoch:
+            return
+        t0 = time.perf_counter()
+        evals = self.evaluate(loop.model.embed().detach().float())
+        self.timing["eval_seconds"] += time.perf_counter() - t0
+        self.timing["evaluations"] += 1
+        record.update(evals)
+        sel = self.selection
+        value = metric_value(evals[sel.split], sel.metric) if sel.split in evals else None
+        if sel.update(value, loop.epoch, count_patience=self.armed()):
+            record["selected"] = True
+            if sel.split != "last":
+                self.best_state = {k: v.detach().cpu().clone() for k, v in loop.model.state_dict().items()}
+        self.message = "; ".join(f"{s} {sel.metric} {metric_value(evals[s], sel.metric):.4f}" for s in ("valid", "test") if s in evals)
+        if self.log is not None:
+            self.log(f"epoch {loop.epoch}: loss {record['loss']:.4f}; {self.message}" + (" (selected)" if record.get("selected") else ""))
+
+    def restore_best(self, model, device) -> bool:
+        """Load the selected weights into ``model``; False when there are none."""
+        if self.selection.split == "last" or self.best_state is None:
+            return False
+        model.load_state_dict({k: v.to(device) for k, v in self.best_state.items()})
+        return True
+
+    def state_dict(self):
+        from kgalign.training.checkpoint import add_prefix
+
+        tensors = add_prefix(self.best_state, "best.") if self.best_state is not None else {}
+        return tensors, {"selection": self.selection.state_dict(), "timing": self.timing}
+
+    def load_state_dict(self, tensors, meta) -> None:
+        from kgalign.training.checkpoint import strip_prefix
+
+        self.best_state = strip_prefix(tensors, "best.") or None
+        self.selection.load_state_dict(meta["selection"])
+        self.timing = dict(meta["timing"])

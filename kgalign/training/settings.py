@@ -14,13 +14,14 @@ The resolved config (saved as ``RUN/config.json``)::
 from __future__ import annotations
 
 import copy
-import inspect
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from kgalign.config import deep_merge, get_path
 from kgalign.errors import InputError
+from kgalign.rundir import HASH_EXCLUDE  # noqa: F401  (re-exported: the keys --resume may change)
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 500,
@@ -65,8 +66,7 @@ _REGISTRY_TRAIN_KEYS = {
 SCHEDULES = ("cosine", "constant")
 
 TOP_LEVEL = {"dataset", "modalities", "model", "train", "iterative", "eval"}
-# Keys that do not change what is computed: allowed to differ on --resume.
-HASH_EXCLUDE = ("train.device", "train.checkpoint_every")
+DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 SELECT_ON = ("valid", "test", "last")
 AMP = ("auto", "off", "fp16", "bf16")
 
@@ -82,21 +82,48 @@ def defaults() -> dict:
     }
 
 
-def _model_spec(name: str):
-    from kgalign.models.registry import get_model
+def build_config(
+    dataset: str | os.PathLike | None,
+    model: str | None,
+    *,
+    config: dict | str | os.PathLike | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+    flags: dict | None = None,
+    kwargs: dict | None = None,
+) -> dict:
+    """The one way a run's configuration is assembled, for the CLI and the Python API.
 
-    try:
-        return get_model(name)
-    except (KeyError, ValueError) as exc:
-        raise InputError(f"unknown model {name!r}: {exc}") from None
+    Layers, lowest first: built-in defaults < the model's reference training settings
+    < ``config`` (a YAML/JSON file or a dict) < ``sets`` (``--set a.b=value``) <
+    ``flags`` (explicit command-line flags, nested) and ``kwargs`` (Python keyword
+    overrides, see :func:`split_kwargs`). ``dataset``/``model`` given here win.
+    Returns the validated, resolved config (see the module docstring).
+    """
+    from kgalign.config import load_config_file, parse_overrides
+
+    base = load_config_file(config) if isinstance(config, (str, os.PathLike)) else copy.deepcopy(config or {})
+    if not isinstance(base, dict):
+        raise InputError(f"config must be a mapping of sections, got {type(base).__name__}")
+    user = deep_merge(base, parse_overrides(sets))
+    user = deep_merge(user, flags or {})
+    name = model or get_path(user, "model.name") if isinstance(user.get("model", {}), dict) else model
+    user = deep_merge(user, split_kwargs(kwargs or {}, name or ""))
+    return resolve_config(user, dataset=dataset, model=model)
 
 
-def _accepted_kwargs(cls) -> set[str] | None:
-    """Constructor keyword names besides ``inputs``; None if it takes ``**kwargs``."""
-    params = inspect.signature(cls.__init__).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return None
-    return {k for k in params if k not in ("self", "inputs")}
+def _check_shape(user: dict) -> None:
+    """Sections are mappings; unknown sections are refused (nothing is silently ignored)."""
+    unknown = set(user) - TOP_LEVEL
+    if unknown:
+        raise InputError(f"unknown config section(s) {sorted(unknown)}; known: {sorted(TOP_LEVEL)}")
+    for section in ("model", "train", "iterative", "eval"):
+        if section in user and not isinstance(user[section], dict):
+            raise InputError(
+                f"config section {section!r} must be a mapping of options (e.g. {section}.<option>=value), "
+                f"got {type(user[section]).__name__} {user[section]!r}"
+            )
+    if "dataset" in user and user["dataset"] is not None and not isinstance(user["dataset"], (str, os.PathLike)):
+        raise InputError(f"dataset must be a path, got {user['dataset']!r}")
 
 
 def resolve_config(user: dict, dataset: str | os.PathLike | None = None, model: str | None = None) -> dict:
@@ -104,37 +131,35 @@ def resolve_config(user: dict, dataset: str | os.PathLike | None = None, model: 
 
     ``dataset`` / ``model`` given here win over the same keys in ``user``.
     """
+    from kgalign.models.registry import get_model, list_models, validate_options
+
     user = copy.deepcopy(user)
-    unknown = set(user) - TOP_LEVEL
-    if unknown:
-        raise InputError(f"unknown config section(s) {sorted(unknown)}; known: {sorted(TOP_LEVEL)}")
+    _check_shape(user)
     if dataset is not None:
         user["dataset"] = str(dataset)
     if model is not None:
         user.setdefault("model", {})["name"] = model
     name = get_path(user, "model.name")
     if not name:
-        raise InputError("no model given: use --model NAME (noco, meaformer, mclea) or model.name in the config file")
+        raise InputError(f"no model given: use --model NAME ({', '.join(list_models())}) or model.name in the config file")
+    if not isinstance(name, str):
+        raise InputError(f"model.name must be a model name, got {name!r}")
     if not user.get("dataset"):
         raise InputError("no dataset given")
-    name = str(name).lower()
-    spec = _model_spec(name)
+    name = name.strip().lower()
+    spec = get_model(name)
     base = defaults()
-    base["model"] = {"name": name, **copy.deepcopy(dict(spec.defaults))}
+    base["model"] = {"name": name, **copy.deepcopy(spec.defaults)}
     for src, dst in _REGISTRY_TRAIN_KEYS.items():
-        if src in (spec.train_defaults or {}):
+        if src in spec.train_defaults:
             value = spec.train_defaults[src]
             base["train"][dst] = 0.0 if (dst == "grad_clip" and value is None) else value
-    user.setdefault("model", {})["name"] = name
+    user["model"]["name"] = name
     for section in ("train", "iterative", "eval"):
         extra = set(user.get(section) or {}) - set(base[section])
         if extra:
             raise InputError(f"unknown option(s) {sorted(f'{section}.{k}' for k in extra)}; known: {sorted(base[section])}")
-    accepted = _accepted_kwargs(spec.cls)
-    if accepted is not None:
-        extra = set(user.get("model") or {}) - accepted - {"name"}
-        if extra:
-            raise InputError(f"model {name!r} has no option(s) {sorted(extra)}; known: {sorted(accepted)}")
+    validate_options(name, user["model"])
     cfg = deep_merge(base, user)
     cfg["dataset"] = str(Path(cfg["dataset"]).expanduser().resolve())
     _validate(cfg)
@@ -170,7 +195,13 @@ def _validate(cfg: dict) -> None:
             f"expected a number >= 0, got {t[key]!r}",
         )
     _check(t["warmup"] <= 1, "train.warmup", "is a fraction of the training steps, expected 0..1")
-    _check(isinstance(t["betas"], list) and len(t["betas"]) == 2, "train.betas", "expected two numbers")
+    _check(
+        isinstance(t["betas"], list)
+        and len(t["betas"]) == 2
+        and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in t["betas"]),
+        "train.betas",
+        f"expected two numbers in [0, 1), got {t['betas']!r}",
+    )
     _check(t["select_on"] in SELECT_ON, "train.select_on", f"expected one of {SELECT_ON}, got {t['select_on']!r}")
     # checked here, not at the first evaluation, so that a typo fails before the run directory is written
     parts = str(t["select_metric"]).split(".")
