@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from kgalign.cli import app
-from kgalign.training.synthetic import make_synthetic
+from kgalign.features.synthetic import make_synthetic
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -6,7 +6,7 @@ from kgalign.models.fusion import GlobalWeightFusion
 from kgalign.models.losses import ial_loss
 from kgalign.models.mclea import MCLEA
 from kgalign.models.registry import build_model, get_model
-from kgalign.models.synthetic import aligned_pair, fit_briefly, hits_at_1
+from kgalign.models.synthetic import aligned_pair
 
 torch.set_num_threads(1)
 
@@ -47,15 +47,3 @@ def test_ial_is_part_of_the_loss_and_teacher_is_detached():
     ial.backward()
     assert model.encoder.proj["image"].linear.weight.grad.abs().sum() > 0
     assert model.fusion.theta.grad is None or model.fusion.theta.grad.abs().sum() == 0
-
-
-def test_short_training_lifts_hits_at_1_far_above_chance():
-    inputs, links = aligned_pair(100, feature_dims={"relation": 24, "attribute": 16, "image": 32}, missing={"image": 0.2}, seed=3)
-    train, test = links[:60], links[60:]
-    torch.manual_seed(0)
-    model = build_model("mclea", inputs, hidden=64, feature_dim=32)
-    before = hits_at_1(model.embed(), test)
-    fit_briefly(model, train, steps=60, lr=5e-3, weight_decay=1e-2)
-    after = hits_at_1(model.embed(), test)
-    chance = 1 / len(test)
-    assert chance == 0.025 and before < 0.2 and after > 0.5, (before, after)  # 20x chance

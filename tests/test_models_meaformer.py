@@ -7,7 +7,7 @@ import torch
 from kgalign.models.fusion import CrossModalAttentionFusion
 from kgalign.models.meaformer import MEAformer
 from kgalign.models.registry import build_model, get_model
-from kgalign.models.synthetic import aligned_pair, fit_briefly, hits_at_1
+from kgalign.models.synthetic import aligned_pair
 
 torch.set_num_threads(1)
 
@@ -46,15 +46,3 @@ def test_ffn_option_and_dropout_only_in_training():
     model.eval()
     with torch.no_grad():
         assert torch.equal(model().aux["hidden"], model().aux["hidden"])
-
-
-def test_short_training_lifts_hits_at_1_far_above_chance():
-    inputs, links = aligned_pair(100, feature_dims={"relation": 24, "attribute": 16, "image": 32}, missing={"image": 0.2}, seed=3)
-    train, test = links[:60], links[60:]
-    torch.manual_seed(0)
-    model = build_model("meaformer", inputs, hidden=64)
-    before = hits_at_1(model.embed(), test)
-    fit_briefly(model, train, steps=60, lr=5e-3, weight_decay=1e-4)
-    after = hits_at_1(model.embed(), test)
-    chance = 1 / len(test)
-    assert chance == 0.025 and before < 0.2 and after > 0.5, (before, after)  # 20x chance

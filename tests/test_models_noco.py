@@ -7,7 +7,7 @@ import torch
 from kgalign.errors import InputError
 from kgalign.models.noco import NoCo
 from kgalign.models.registry import build_model, get_model
-from kgalign.models.synthetic import aligned_pair, fit_briefly, hits_at_1
+from kgalign.models.synthetic import aligned_pair
 
 torch.set_num_threads(1)
 
@@ -117,15 +117,3 @@ def test_kendall_option_adds_loss_weights():
     loss.backward()
     assert model.loss_weights.log_vars.grad.abs().sum() > 0
     assert set(parts) == {"joint", "icl", "licl", "conf"}
-
-
-def test_short_training_lifts_hits_at_1_far_above_chance():
-    inputs, links = aligned_pair(100, feature_dims={"relation": 24, "attribute": 16, "image": 32}, missing={"image": 0.2}, seed=3)
-    train, test = links[:60], links[60:]
-    torch.manual_seed(0)
-    model = build_model("noco", inputs, hidden=64, noise_size=32, uni_conf_hidden=32)
-    before = hits_at_1(model.embed(), test)
-    fit_briefly(model, train, steps=60, lr=5e-3, weight_decay=1e-4)
-    after = hits_at_1(model.embed(), test)
-    chance = 1 / len(test)
-    assert chance == 0.025 and before < 0.2 and after > 0.5, (before, after)  # 20x chance

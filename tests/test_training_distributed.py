@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from kgalign.training.synthetic import make_synthetic
+from kgalign.features.synthetic import make_synthetic
 
 
 def test_torchrun_two_processes_gloo(tmp_path):

@@ -17,8 +17,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from kgalign.errors import InputError, MissingResourceError
+from kgalign.features.synthetic import make_synthetic
 from kgalign.training import train
-from kgalign.training.synthetic import make_synthetic
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -9,9 +9,9 @@ import pytest
 
 from kgalign.data.store import load_dataset, write_dataset
 from kgalign.errors import InputError, MissingResourceError
+from kgalign.features.synthetic import make_synthetic
 from kgalign.training import train
 from kgalign.training.selection import metric_value
-from kgalign.training.synthetic import make_synthetic
 
 KW = dict(epochs=6, eval_every=2, batch_size=32, lr=5e-3, device="cpu", hidden=32)
 

@@ -108,6 +108,19 @@ class ModelSpec:
     train_defaults: dict = field(default_factory=dict)
 
 
+def register_model(name: str, target: str, *, summary: str, doc: str = "", train: dict | None = None) -> None:
+    """Add a model from outside the package (a plugin, a test): ``target`` is ``"module:Class"``."""
+    key = name.strip().lower()
+    if key in _MODELS:
+        raise ValueError(f"model {key!r} is already registered")
+    _MODELS[key] = {"target": target, "doc": doc, "summary": summary, "train": dict(_REFERENCE_TRAIN, **(train or {}))}
+
+
+def unregister_model(name: str) -> None:
+    """Remove a model added with :func:`register_model`."""
+    _MODELS.pop(name.strip().lower(), None)
+
+
 def list_models() -> list[str]:
     """Registered model names, sorted."""
     return sorted(_MODELS)

@@ -1,38 +1,37 @@
-"""A tiny, learnable two-graph dataset for tests, examples and smoke runs.
+"""The synthetic two-graph pair for tests, examples, benchmarks and smoke runs (one generator).
 
 Both graphs are noisy copies of one random latent graph: each keeps most latent
 edges, gains a few random ones, and (KG2) numbers its entities in a shuffled
-order. Each modality is the latent entity vector plus independent noise, so
-features carry real but imperfect alignment signal.
+order. Each feature modality is a projection of the latent entity vector plus
+independent noise, so features carry real but imperfect alignment signal; with
+``vocabulary_shift`` the two graphs use different projections (as bag-of-words
+columns of two real graphs differ), so an untrained model aligns near chance.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
+from kgalign.data.store import Dataset
 
-def make_synthetic(
-    out_dir: str | os.PathLike,
+
+def synthetic_pair(
     n: int = 200,
     degree: int = 4,
-    modalities: tuple[str, ...] = ("attribute", "image"),
+    modalities: tuple[str, ...] | dict[str, int] = ("attribute", "image"),
     dim: int = 32,
     noise: float = 0.6,
     splits: tuple[float, float, float] = (0.3, 0.2, 0.5),
     seed: int = 0,
-    overwrite: bool = False,
-    with_features: bool = True,
-) -> Path:
-    """Write a dataset with ``n`` entities per graph and features to ``out_dir``.
+    missing: float | dict[str, float] = 0.05,
+    vocabulary_shift: bool = False,
+) -> tuple[Dataset, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """A dataset with ``n`` entities per graph and ``{modality: (matrix (2n, d), mask (2n,))}`` features.
 
-    splits: fractions of the ``n`` gold links for train / valid / test (valid may be 0).
+    modalities: names (each ``dim`` wide) or ``{name: width}``. splits: fractions of
+    the ``n`` gold links for train / valid / test. missing: the fraction of entities
+    without each modality (a number or per modality).
     """
-    from kgalign.data.store import Dataset, write_dataset
-    from kgalign.features.store import save_feature
-
     rng = np.random.default_rng(seed)
     n_rel = 5
     m = n * degree // 2
@@ -64,17 +63,19 @@ def make_synthetic(
         relation_triples=triples,
         links=links,
         link_split=[str(s) for s in split],
-        manifest={"source": "kgalign.training.synthetic", "seed": seed},
+        manifest={"source": "kgalign.data.synthetic", "seed": seed},
     )
-    out = write_dataset(ds, out_dir, overwrite=overwrite)
-    if with_features:
-        z = rng.normal(size=(n, dim)).astype(np.float32)
-        for name in modalities:
-            w = rng.normal(size=(dim, dim)).astype(np.float32) / np.sqrt(dim)
-            f1 = (z + noise * rng.normal(size=z.shape)) @ w
-            f2 = (z[np.argsort(perm)] + noise * rng.normal(size=z.shape)) @ w
-            mat = np.concatenate([f1, f2]).astype(np.float32)
-            mask = rng.random(2 * n) > 0.05
-            mat[~mask] = 0
-            save_feature(out, name, mat, mask, {"featurizer": "synthetic"})
-    return Path(out)
+    widths = dict(modalities) if isinstance(modalities, dict) else {name: dim for name in modalities}
+    z = rng.normal(size=(n, dim)).astype(np.float32)
+    features = {}
+    for name, width in widths.items():
+        w1 = rng.normal(size=(dim, width)).astype(np.float32) / np.sqrt(dim)
+        w2 = rng.normal(size=(dim, width)).astype(np.float32) / np.sqrt(dim) if vocabulary_shift else w1
+        f1 = (z + noise * rng.normal(size=z.shape)) @ w1
+        f2 = (z[np.argsort(perm)] + noise * rng.normal(size=z.shape)) @ w2
+        mat = np.concatenate([f1, f2]).astype(np.float32)
+        frac = missing.get(name, 0.0) if isinstance(missing, dict) else missing
+        mask = rng.random(2 * n) >= frac if frac > 0 else np.ones(2 * n, bool)
+        mat[~mask] = 0
+        features[name] = (mat, mask)
+    return ds, features
