@@ -4,16 +4,17 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from kgalign.models.registry import build_model, list_models
+from kgalign.models.base import AlignmentModel
+from kgalign.models.registry import build_model, get_model, list_models
 from kgalign.models.synthetic import aligned_pair
 
 torch.set_num_threads(1)
 
-SMALL = {
-    "noco": {"hidden": 32, "noise_size": 16, "uni_conf_hidden": 16},
-    "meaformer": {"hidden": 32},
-    "mclea": {"hidden": 32, "feature_dim": 12},
-}
+
+def small(name: str) -> dict:
+    """Width options (ints defaulting to 64 or more) at 40, divisible by 2, 4, 5 and 8 heads."""
+    return {k: 40 for k, v in get_model(name).defaults.items() if isinstance(v, int) and not isinstance(v, bool) and v >= 64}
+
 DIMS = {"relation": 20, "attribute": 12, "name": 16, "image": 24}
 
 
@@ -25,7 +26,7 @@ def data():
 
 def _model(name, inputs, seed=0, **kw):
     torch.manual_seed(seed)
-    return build_model(name, inputs, **{**SMALL[name], **kw})
+    return build_model(name, inputs, **{**small(name), **kw})
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -39,10 +40,7 @@ def test_forward_shapes_and_keys(name, data):
     assert all(out[m].shape[0] == n for m in out)
     assert out["joint"].shape == (n, sum(dims.values()))
     assert out["joint"].dtype == torch.float32
-    if name == "mclea":
-        assert dims["graph"] == 32 and dims["image"] == 12
-    else:
-        assert set(dims.values()) == {32}
+    assert dims["graph"] == small(name)["hidden"]
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -148,3 +146,48 @@ def test_runs_on_cuda(name, data):
     assert model.embed().device.type == "cuda"
     cpu = _model(name, inputs).to("cuda")  # built on CPU, moved after: buffers follow
     assert cpu.embed().device.type == "cuda"
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_contract_methods_reset_and_report(name, data):
+    inputs, links = data
+    model = _model(name, inputs)
+    assert isinstance(model, AlignmentModel)
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(2):
+        out = model()
+        loss, parts = model.loss(out, links[:24])
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        model.after_step(out)
+        metrics = model.step_metrics(out)
+        assert all(isinstance(v, float) for v in metrics.values())
+    assert all(isinstance(v, float) for v in model.epoch_metrics().values())
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(123)
+    model.reset_parameters()
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(123)
+    model.reset_parameters()
+    # every trained value is re-initialised, reproducibly under a seed, to a state of the same kind as a fresh model's
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, first[k]), k
+        if v.is_floating_point() and v.numel() > 1 and not torch.equal(trained[k], fresh[k]):
+            assert not torch.equal(v, trained[k]), k
+    groups = model.optimizer_groups()
+    grouped = {id(p) for g in groups for p in g["params"]}
+    assert all(id(p) in grouped for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_fusion_models_report_modality_weights(name, data):
+    inputs, links = data
+    model = _model(name, inputs)
+    model.train()
+    metrics = model.step_metrics(model())
+    weights = {k: v for k, v in metrics.items() if k.startswith("weight.")}
+    if weights:  # the per-entity weights of the modalities an entity has sum to 1; their means lie in [0, 1]
+        assert set(weights) == {f"weight.{m}" for m in model.names}
+        assert all(0.0 <= v <= 1.0 for v in weights.values())

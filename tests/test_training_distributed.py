@@ -66,3 +66,24 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert res["valid"]["cosine"]["l2r"]["hits@1"] > 0.3  # chance is 1/20
     emb = np.load(run / "embeddings.npy")
     assert emb.shape[0] == 200 and np.isfinite(emb).all()
+
+
+def test_ddp_replicas_keep_identical_parameters_and_buffers(tmp_path):
+    """Training-time state changes only in after_step, so both ranks end with the same state."""
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import load_file
+
+    ds = make_synthetic(tmp_path / "ds", n=80, noise=1.0, seed=6)
+    script = Path(__file__).parent / "support" / "ddp_replicas.py"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2", str(script),
+           str(ds), str(tmp_path)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    a, b = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
+    assert a.keys() == b.keys() and "noise.scale" in a
+    assert bool(a["noise.initialised"].all())  # the adaptive scales really changed during training
+    for key in a:
+        assert torch.equal(a[key], b[key]), key

@@ -163,3 +163,29 @@ def test_groups_must_cover_every_parameter(ds_path, monkeypatch, tmp_path):
     monkeypatch.setattr(NumericToy, "optimizer_groups", lambda self: [{"params": list(self.critic.parameters())}])
     with pytest.raises(ValueError, match="leaves out parameters"):
         train(ds_path, model=NAME, out_dir=tmp_path / "run", **KW)
+
+
+def test_interrupt_after_the_last_step_of_an_epoch_logs_the_right_lr_on_resume(ds_path, reference, tmp_path, monkeypatch):
+    """SIGINT arrives while the last step of epoch 2 runs: the resumed run finishes that epoch with no
+    step left, and its metrics (lr included) equal the uninterrupted run's."""
+    import signal as sig
+
+    from support.toy_model import NumericToy
+
+    from kgalign.training.loop import TrainingInterrupted
+
+    steps_per_epoch = json.loads((reference / "metrics.jsonl").read_text().splitlines()[0])["steps"]
+    original = NumericToy.after_step
+
+    def after_step(self, out):
+        original(self, out)
+        if int(self.steps_seen) == 2 * steps_per_epoch:
+            os.kill(os.getpid(), sig.SIGINT)
+
+    monkeypatch.setattr(NumericToy, "after_step", after_step)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted, match="during epoch 2"):
+        train(ds_path, model=NAME, out_dir=out, **KW)
+    monkeypatch.setattr(NumericToy, "after_step", original)
+    train(ds_path, model=NAME, out_dir=out, resume=True, **KW)
+    assert _records(out / "metrics.jsonl") == _records(reference / "metrics.jsonl")

@@ -95,6 +95,49 @@ def _candidate_sets(links: torch.Tensor, candidates: str, kg, n: int, device) ->
     raise ValueError(f"candidates must be 'test' or 'all', got {candidates!r}")
 
 
+class _GoldCounts:
+    """Per-block rank counts of the gold cells.
+
+    Fast paths: thresholds per row / per column instead of gathering rows / columns,
+    when each candidate row / column is the end of at most one link and links cover most of them.
+    """
+
+    def __init__(self, pos1, pos2, order, n1: int, n2: int, buf) -> None:
+        nl = len(pos1)
+        self.pos1, self.pos2, self.order, self.n2, self.buf = pos1, pos2, order, n2, buf
+        self.spos1 = pos1[order]
+        self.one_per_row = nl > 0 and int(torch.bincount(pos1).max()) == 1 and 2 * nl >= n1
+        self.one_per_col = nl > 0 and int(torch.bincount(pos2).max()) == 1 and 2 * nl >= n2
+
+    def links_in(self, s: int, e: int):
+        """Links whose KG1 end is a row of block [s, e): (link ids, rows in the block, columns)."""
+        lo = int(torch.searchsorted(self.spos1, s))
+        hi = int(torch.searchsorted(self.spos1, e))
+        idx = self.order[lo:hi]
+        return idx, self.pos1[idx] - s, self.pos2[idx]
+
+    def l2r(self, M: torch.Tensor, rows, cols) -> torch.Tensor:
+        """Pessimistic ranks of the gold cells (rows, cols) within their rows of block M."""
+        g = M[rows, cols]
+        if self.one_per_row:
+            thr = torch.full((M.shape[0], 1), float("inf"), dtype=M.dtype, device=M.device)
+            thr[rows, 0] = g
+            out = torch.ge(M, thr, out=self.buf[: M.shape[0]]).sum(1)[rows]
+        else:
+            out = torch.ge(M[rows], g[:, None], out=self.buf.new_empty((len(rows), self.n2))).sum(1)
+        return out.long()
+
+    def r2l(self, M: torch.Tensor, gold: torch.Tensor, thr_col, idx, rows, cols) -> torch.Tensor:
+        """Per link: candidates in this block scoring >= gold in its column, gold cell excluded."""
+        if self.one_per_col:
+            m = torch.ge(M, thr_col[None, :], out=self.buf[: M.shape[0]])
+            m[rows, cols] = 0
+            return m.sum(0).long()[self.pos2]
+        m = torch.ge(M[:, self.pos2], gold[None, :], out=self.buf.new_empty((M.shape[0], len(self.pos2))))
+        m[rows, idx] = 0
+        return m.sum(0).long()
+
+
 def evaluate_embeddings(
     emb,
     links,
@@ -133,7 +176,6 @@ def evaluate_embeddings(
     pos1 = torch.searchsorted(c1, L[:, 0].contiguous())  # row of each link's KG1 end in A
     pos2 = torch.searchsorted(c2, L[:, 1].contiguous())  # row of each link's KG2 end in B
     order = torch.argsort(pos1, stable=True)
-    spos1 = pos1[order]
     k1, k2 = min(csls_k, n2), min(csls_k, n1)
     blocks = list(row_blocks(n1, n2, block_size, max_block_elems))
     # pass 2 reuses pass 1's blocks when the whole matrix fits in cache_elems (saves a matmul)
@@ -142,38 +184,7 @@ def evaluate_embeddings(
     # per-block counts are < 2**24 so float32 counts are exact.
     cdtype = dtype if max(n1, n2) < (1 << 24) else torch.float64
     buf = torch.empty((blocks[0][1] - blocks[0][0] if blocks else 0, n2), dtype=cdtype, device=dev)
-    # Fast paths: thresholds per row / per column instead of gathering rows / columns,
-    # when each C1 row / C2 column is the end of at most one link and links cover most of them.
-    one_per_row = nl > 0 and int(torch.bincount(pos1).max()) == 1 and 2 * nl >= n1
-    one_per_col = nl > 0 and int(torch.bincount(pos2).max()) == 1 and 2 * nl >= n2
-
-    def links_in(s: int, e: int):
-        lo = int(torch.searchsorted(spos1, s))
-        hi = int(torch.searchsorted(spos1, e))
-        idx = order[lo:hi]
-        return idx, pos1[idx] - s, pos2[idx]
-
-    def l2r_counts(M: torch.Tensor, rows, cols) -> torch.Tensor:
-        """Pessimistic ranks of the gold cells (rows, cols) within their rows of block M."""
-        g = M[rows, cols]
-        if one_per_row:
-            thr = torch.full((M.shape[0], 1), float("inf"), dtype=M.dtype, device=dev)
-            thr[rows, 0] = g
-            out = torch.ge(M, thr, out=buf[: M.shape[0]]).sum(1)[rows]
-        else:
-            out = torch.ge(M[rows], g[:, None], out=buf.new_empty((len(rows), n2))).sum(1)
-        return out.long()
-
-    def r2l_counts(M: torch.Tensor, gold: torch.Tensor, thr_col, idx, rows, cols) -> torch.Tensor:
-        """Per link: candidates in this block scoring >= gold in its column, gold cell excluded."""
-        if one_per_col:
-            m = torch.ge(M, thr_col[None, :], out=buf[: M.shape[0]])
-            m[rows, cols] = 0
-            return m.sum(0).long()[pos2]
-        m = torch.ge(M[:, pos2], gold[None, :], out=buf.new_empty((M.shape[0], nl)))
-        m[rows, idx] = 0
-        return m.sum(0).long()
-
+    gc = _GoldCounts(pos1, pos2, order, n1, n2, buf)
     rank = {}
     gold_cos = torch.empty(nl, dtype=dtype, device=dev)
     rank["cosine", "l2r"] = torch.zeros(nl, dtype=torch.long, device=dev)
@@ -190,17 +201,17 @@ def evaluate_embeddings(
         if run is not None:
             col = torch.topk(torch.cat([run, col], 0), min(k2, run.shape[0] + col.shape[0]), dim=0, sorted=False).values
         run = col
-        idx, rows, cols = links_in(s, e)
+        idx, rows, cols = gc.links_in(s, e)
         if idx.numel():
             gold_cos[idx] = S[rows, cols]
-            rank["cosine", "l2r"][idx] = l2r_counts(S, rows, cols)
+            rank["cosine", "l2r"][idx] = gc.l2r(S, rows, cols)
     r2 = run.mean(0) if run is not None else torch.empty(0, dtype=dtype, device=dev)
     # Same elementwise operations as the in-place block formula below: bit-identical values.
     gold_csls = (gold_cos * 2).sub_(r1[pos1]).sub_(r2[pos2])
 
     # Pass 2: the same blocks again: r2l cosine counts, then CSLS in place: l2r and r2l.
     thr_cos = thr_csls = None
-    if one_per_col:
+    if gc.one_per_col:
         thr_cos = torch.full((n2,), float("inf"), dtype=dtype, device=dev)
         thr_csls = thr_cos.clone()
         thr_cos[pos2] = gold_cos
@@ -213,12 +224,12 @@ def evaluate_embeddings(
             S, cache[b] = cache[b], None  # freed as pass 2 goes
         else:
             S = A[s:e] @ B.T
-        idx, rows, cols = links_in(s, e)
-        cnt_cos += r2l_counts(S, gold_cos, thr_cos, idx, rows, cols)
+        idx, rows, cols = gc.links_in(s, e)
+        cnt_cos += gc.r2l(S, gold_cos, thr_cos, idx, rows, cols)
         C = S.mul_(2).sub_(r1[s:e, None]).sub_(r2[None, :])
         if idx.numel():
-            rank["csls", "l2r"][idx] = l2r_counts(C, rows, cols)
-        cnt_csls += r2l_counts(C, gold_csls, thr_csls, idx, rows, cols)
+            rank["csls", "l2r"][idx] = gc.l2r(C, rows, cols)
+        cnt_csls += gc.r2l(C, gold_csls, thr_csls, idx, rows, cols)
         del S, C
     rank["cosine", "r2l"] = cnt_cos + 1
     rank["csls", "r2l"] = cnt_csls + 1
