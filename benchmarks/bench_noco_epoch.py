@@ -2,7 +2,7 @@
 
 One epoch = forward over all entities + loss over one batch of links +
 backward + AdamW step (the reference runs' 20 % split has 2,570 training pairs,
-all in one batch of at most 3,500). Reports the median of ``--epochs`` timed
+all in one batch of at most 3,500), run by kgalign's TrainingLoop with profiling on. Reports the median of ``--epochs`` timed
 epochs after one warm-up epoch, the forward/loss/backward split of the median
 epoch, the median CPU seconds per epoch (both threads together; on an idle
 machine the wall time is about half of it), and the process's peak RSS.
@@ -42,13 +42,14 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
-    import contextlib
-
     import numpy as np
     import torch
 
+    from kgalign.device import resolve_precision
     from kgalign.models.registry import build_model
     from kgalign.models.synthetic import random_inputs
+    from kgalign.training.distributed import DistInfo, wrap_model
+    from kgalign.training.loop import TrainingLoop
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -58,33 +59,40 @@ def main(argv=None) -> int:
     inputs = random_inputs(args.entities, args.edges, dims, seed=0, missing={"name": 0.05, "numeric": 0.3, "image": 0.05})
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     model = build_model(args.model, inputs, **overrides)
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=1e-4)
     rng = np.random.default_rng(1)
     n1 = args.entities // 2
-    links = torch.from_numpy(
-        np.stack([rng.choice(n1, args.links, replace=False), n1 + rng.choice(args.entities - n1, args.links, replace=False)], 1)
+    links = np.stack([rng.choice(n1, args.links, replace=False), n1 + rng.choice(args.entities - n1, args.links, replace=False)], 1)
+    # The training loop every run uses, one step per epoch, timing the parts of each step.
+    loop = TrainingLoop(
+        model,
+        wrap_model(model, DistInfo(), torch.device("cpu")),
+        links,
+        epochs=args.epochs + 1,
+        batch_size=None,
+        lr=5e-4,
+        warmup=0.0,
+        schedule="constant",
+        weight_decay=1e-4,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        grad_clip=0.0,
+        precision=resolve_precision("bf16" if args.amp == "bf16" else "off", torch.device("cpu")),
+        device=torch.device("cpu"),
+        dist=DistInfo(),
+        seed=0,
+        profile=True,
     )
-    model.train()
     timings = []
     for epoch in range(args.epochs + 1):
-        amp = torch.autocast("cpu", dtype=torch.bfloat16) if args.amp == "bf16" else contextlib.nullcontext()
         c0 = _cpu_seconds()
         t0 = time.perf_counter()
-        with amp:
-            out = model()
-            t1 = time.perf_counter()
-            loss, _ = model.loss(out, links)
-        t2 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        t3 = time.perf_counter()
-        opt.step()
-        t4 = time.perf_counter()
+        record = loop.run_epoch()
+        loop.epoch += 1
+        wall = time.perf_counter() - t0
         cpu = _cpu_seconds() - c0
-        del out, loss
         if epoch > 0:
-            timings.append({"epoch": t4 - t0, "forward": t1 - t0, "loss": t2 - t1, "backward": t3 - t2, "step": t4 - t3, "cpu": cpu})
-        print(f"epoch {epoch}{' (warm-up)' if epoch == 0 else ''}: {t4 - t0:.2f} s", file=sys.stderr)
+            timings.append({"epoch": wall, **record["profile"], "cpu": cpu})
+        print(f"epoch {epoch}{' (warm-up)' if epoch == 0 else ''}: {wall:.2f} s", file=sys.stderr)
     med = sorted(timings, key=lambda r: r["epoch"])[len(timings) // 2]
     result = {
         "model": args.model,

@@ -107,6 +107,9 @@ class TrainingLoop:
         precision: a :class:`kgalign.device.Precision`; device: where the model lives.
         dist: the process group info; seed: seeds the shuffling generator.
         callbacks: hooks, called in this order.
+        profile: time the parts of each step (forward, loss, backward, optimizer step)
+            into the epoch record's ``"profile"`` (seconds; CUDA is synchronised
+            between parts, so profiling slows GPU runs a little).
     """
 
     def __init__(
@@ -129,6 +132,7 @@ class TrainingLoop:
         dist: DistInfo,
         seed: int,
         callbacks: list[Callback] | tuple[Callback, ...] = (),
+        profile: bool = False,
     ) -> None:
         self.model = model
         self.net = net
@@ -150,6 +154,8 @@ class TrainingLoop:
         self.shuffle_gen.manual_seed(seed)
         self.partial: EpochProgress | None = None
         self.timing = {"train_seconds": 0.0, "train_epochs": 0}
+        self.profile = profile
+        self._profile: dict[str, float] = {}
 
     # ------------------------------------------------------------ optimizers and schedule
     def make_optimizers(self, lr: float) -> Optimizers:
@@ -232,6 +238,9 @@ class TrainingLoop:
             "seconds": round(prog.seconds, 4),
             "parts": {k: v / count for k, v in prog.sums.items() if k != "loss"},
         }
+        if self.profile:
+            record["profile"] = {k: round(v, 4) for k, v in self._profile.items()}
+            self._profile = {}
         model_metrics = {k: v / count for k, v in prog.model_sums.items()}
         model_metrics.update(self.model.epoch_metrics())
         if model_metrics:
@@ -240,19 +249,43 @@ class TrainingLoop:
         self.timing["train_epochs"] += 1
         return record
 
+    def _tick(self, part: str | None, t0: float) -> float:
+        """With profiling on: add the time since ``t0`` to ``part``; returns now."""
+        if not self.profile:
+            return t0
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        if part is not None:
+            self._profile[part] = self._profile.get(part, 0.0) + now - t0
+        return now
+
+    def _forward(self, local: torch.Tensor, t: float):
+        with self.precision.autocast(self.device):
+            if self.profile and not self.dist.enabled:
+                out = self.model()
+                t = self._tick("forward", t)
+                loss, parts = self.model.loss(out, local)
+                t = self._tick("loss", t)
+            else:
+                loss, parts, out = self.net(local)
+                t = self._tick("forward+loss", t)
+        return loss, parts, out, t
+
     def _step(self, batch: torch.Tensor, b: int, nb: int, prog: EpochProgress) -> None:
         local = shard_links(batch, self.dist).to(self.device)
         self.optimizers.set_lr(self.phase.lr_at(self.epoch, b, nb))
-        with self.precision.autocast(self.device):
-            loss, parts, out = self.net(local)
+        loss, parts, out, t = self._forward(local, self._tick(None, 0.0))
         value = float(loss.detach())
         if not math.isfinite(value) and not self.scaler.is_enabled():
             raise KgalignError(
                 f"the loss became {value} at epoch {self.epoch + 1}, step {b + 1}; lower the learning rate (--lr) or turn off --amp"
             )
         self.scaler.scale(loss).backward()
+        t = self._tick("backward", t)
         self.optimizers.step(self.scaler, self.grad_clip)
         self.optimizers.zero_grad()
+        self._tick("step", t)
         self.model.after_step(out)
         w = len(batch)
         prog.count += w
