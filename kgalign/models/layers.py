@@ -47,15 +47,18 @@ class GraphEncoder(nn.Module):
         if concat and dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
         self.entity = nn.Parameter(torch.empty(num_entities, dim))
+        self._init_entity()  # before the layers are built: the order of random draws fixes every seeded result
         out = dim // heads if concat else dim
         self.convs = nn.ModuleList(
             GATConv(dim, out, heads=heads, concat=concat, dropout=attn_dropout, add_self_loops=True) for _ in range(layers)
         )
-        self.reset_parameters()
 
-    def reset_parameters(self) -> None:
+    def _init_entity(self) -> None:
         # MEAformer/MCLEA: N(0, 1/n).
         nn.init.normal_(self.entity, std=1.0 / math.sqrt(max(self.entity.shape[0], 1)))
+
+    def reset_parameters(self) -> None:
+        self._init_entity()
         for conv in self.convs:
             conv.reset_parameters()
 
