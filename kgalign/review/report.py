@@ -202,7 +202,8 @@ def _result_rows(results: dict) -> list[dict]:
             for d in ("l2r", "r2l"):
                 m = ((results.get(split) or {}).get(sim) or {}).get(d)
                 if isinstance(m, dict):
-                    rows.append({"split": split, "similarity": sim, "direction": d, **{k: m.get(k) for k in ("hits@1", "hits@5", "hits@10", "mrr", "mr")}})
+                    values = {k: m.get(k) for k in ("hits@1", "hits@5", "hits@10", "mrr", "mr")}
+                    rows.append({"split": split, "similarity": sim, "direction": d, **values})
     return rows
 
 
