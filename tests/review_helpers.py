@@ -36,7 +36,8 @@ def example_run(tmp_path_factory) -> Path:
     if (base / "done").is_file():
         return run
     ds = base / "ds"
-    kgalign("ingest", "-q", "--force", "-o", ds, "--kg1", EXAMPLES / "kg1.ttl", "--kg2", EXAMPLES / "kg2.ttl", "--links", EXAMPLES / "links.tsv")
+    graphs = ["--kg1", EXAMPLES / "kg1.ttl", "--kg2", EXAMPLES / "kg2.ttl", "--links", EXAMPLES / "links.tsv"]
+    kgalign("ingest", "-q", "--force", "-o", ds, *graphs)
     kgalign("features", "-q", ds, "--modalities", "relation,attribute,numeric")
     kgalign("train", "-q", ds, "--model", "noco", "--epochs", "6", "--eval-every", "2", "--device", "cpu", "-o", run, "--force")
     kgalign("align", "-q", run, "--threshold", "0.6", "--review-threshold", "0.3")

@@ -5,7 +5,6 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -14,7 +13,7 @@ import urllib.request
 import numpy as np
 import pytest
 from PIL import Image
-from review_helpers import HOSTILE, KG, Serving, hostile_run
+from review_helpers import KG, Serving, hostile_run
 
 from kgalign.data.decisions import read_decisions
 
