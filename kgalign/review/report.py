@@ -116,9 +116,11 @@ def prf_curves(vs: ValidScores, points: int = 101) -> tuple[np.ndarray, dict]:
     kept = vs.scores[None, :] >= grid[:, None]
     tp = (kept & vs.correct[None, :]).sum(1)
     n = kept.sum(1)
-    precision = np.where(n > 0, tp / np.maximum(n, 1), 1.0)
+    precision = np.where(n > 0, tp / np.maximum(n, 1), np.nan)  # undefined where nothing is kept: not drawn
     recall = tp / vs.total
-    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    with np.errstate(invalid="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    f1 = np.where(n > 0, f1, np.nan)
     return grid, {"precision": precision, "recall": recall, "f1": f1}
 
 
@@ -167,7 +169,7 @@ def build_report(run: str | os.PathLike, output: str | os.PathLike | None = None
         plots.threshold_curves(tmp / FIGURES[4][0], grid, prf, thresholds, score_name)
         _, reported = plots.model_values(tmp / FIGURES[5][0], records)
         plots.feature_coverage(tmp / FIGURES[6][0], coverage(ds))
-        best = int(np.argmax(prf["f1"])) if len(grid) else None
+        best = int(np.nanargmax(prf["f1"])) if len(grid) and not np.isnan(prf["f1"]).all() else None
         context = {
             "run": str(r.path.resolve()),
             "dataset": str(r.dataset_path),

@@ -175,7 +175,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
                 "decisions_file": str(st.decisions.path),
                 "can_undo": bool(st.decisions.items),
                 "index": i,
-                "pair": st.data.pair(i) if i is not None else None,
+                "pair": self._with_images(st.data.pair(i)) if i is not None else None,
                 "current": st.decided(i) if i is not None else None,
                 "prev": (i - 1) if i is not None and i > 0 else None,
                 "next": (i + 1) if i is not None and i + 1 < n else None,
@@ -185,6 +185,15 @@ class ReviewHandler(BaseHTTPRequestHandler):
 
         body = environment().get_template("review.html").render(**context)
         self._send(HTTPStatus.OK, body.encode("utf-8"), "text/html; charset=utf-8", nonce=context["nonce"])
+
+    def _with_images(self, pair: dict) -> dict:
+        """Keep the images that can be shown; count the others (not cached, or outside the allowed folders)."""
+        st = self.state
+        for side in (pair["left"], pair["right"]):
+            sources = st.data.image_sources(side["id"])
+            side["images"] = [k for k in side["images"] if image_file(sources[k], st.cache_root, st.roots) is not None]
+            side["images_missing"] = len(sources) - len(side["images"])
+        return pair
 
     def _image(self, entity: int, k: int) -> None:
         st = self.state
