@@ -809,6 +809,10 @@ def review_cmd(
     state, server = run_guarded(build)
     typer.echo(server.url)
     sys.stdout.flush()
+    if not state.data.queue:
+        log.warning(
+            "no pairs to review in %s (align with --threshold and --review-threshold, or use --sample N)", state.data.predictions_path
+        )
     log.info("%d pairs (%s); decisions go to %s; stop with Ctrl-C", len(state.data.queue), state.data.mode, state.decisions.path)
     if not no_browser:
         import webbrowser

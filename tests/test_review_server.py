@@ -43,6 +43,10 @@ def post(url: str, fields: dict) -> tuple[int, dict]:
         return e.code, dict(e.headers)
 
 
+def key(serving, i):
+    return serving.state.data.queue[i].key
+
+
 @pytest.fixture
 def run(tmp_path):
     return hostile_run(tmp_path)
@@ -87,14 +91,17 @@ def test_graph_strings_are_escaped(run):
 def test_decisions_are_written_at_once_and_resume(run):
     with Serving(run) as s:
         t = s.state.token
-        status, headers = post(s.base + "/decide", {"token": t, "i": 0, "decision": "accepted"})
+        status, headers = post(s.base + "/decide", {"token": t, "i": 0, "pair": key(s, 0), "decision": "accepted"})
         assert status == 303 and headers["Location"].endswith("&i=1")
         got = read_decisions(run / "decisions.tsv")
         assert [(d.kg1, d.decision) for d in got] == [('http://a.org/"><script>window.__pwned=3</script>', "accepted")]
         assert got[0].score == pytest.approx(0.45)
-        assert post(s.base + "/decide", {"token": t, "i": 1, "decision": "rejected"})[0] == 303
+        assert post(s.base + "/decide", {"token": t, "i": 1, "pair": key(s, 1), "decision": "rejected"})[0] == 303
         assert post(s.base + "/decide", {"token": t, "i": 9, "decision": "accepted"})[0] == 400
-        assert post(s.base + "/decide", {"token": t, "i": 2, "decision": "maybe"})[0] == 400
+        # a form from a page showing another pair at this position (stale page, changed queue) is refused
+        assert post(s.base + "/decide", {"token": t, "i": 2, "pair": key(s, 0), "decision": "accepted"})[0] == 409
+        assert post(s.base + "/decide", {"token": t, "i": 2, "decision": "accepted"})[0] == 409
+        assert post(s.base + "/decide", {"token": t, "i": 2, "pair": key(s, 2), "decision": "maybe"})[0] == 400
     # a new server (the process restarted) resumes at the first undecided pair
     with Serving(run) as s:
         page = get(s.url)[1].decode()
@@ -103,7 +110,7 @@ def test_decisions_are_written_at_once_and_resume(run):
         assert status == 303 and headers["Location"].endswith("&i=1")
         assert [d.decision for d in read_decisions(run / "decisions.tsv")] == ["accepted"]
         for i in (1, 2):
-            post(s.base + "/decide", {"token": s.state.token, "i": i, "decision": "skipped"})
+            post(s.base + "/decide", {"token": s.state.token, "i": i, "pair": key(s, i), "decision": "skipped"})
         assert "All 3 pairs are decided" in get(s.url)[1].decode()
 
 
@@ -165,7 +172,10 @@ def test_cli_serves_until_interrupted(run):
         assert url.startswith("http://127.0.0.1:") and "token=" in url
         status, body, _ = get(url)
         assert status == 200 and b"kgalign review" in body
-        assert post(url.split("/?")[0] + "/decide", {"token": url.split("token=")[1], "i": 0, "decision": "rejected"})[0] == 303
+        page = body.decode()
+        pair = page.split('name="pair" value="')[1].split('"')[0]
+        fields = {"token": url.split("token=")[1], "i": 0, "pair": pair, "decision": "rejected"}
+        assert post(url.split("/?")[0] + "/decide", fields)[0] == 303
     finally:
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=20)

@@ -136,13 +136,14 @@ class DecisionLog:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.items: list[Decision] = read_decisions(self.path)
+        self._set(read_decisions(self.path))
+
+    def _set(self, items: list[Decision]) -> None:
+        self.items = items
+        self._by_pair = {d.pair: d for d in items}
 
     def get(self, kg1: str, kg2: str) -> Decision | None:
-        for d in reversed(self.items):
-            if d.kg1 == kg1 and d.kg2 == kg2:
-                return d
-        return None
+        return self._by_pair.get((kg1, kg2))
 
     def record(self, kg1: str, kg2: str, decision: str, score: float | None = None) -> Decision:
         if decision not in DECISIONS:
@@ -150,7 +151,7 @@ class DecisionLog:
         d = Decision(kg1, kg2, decision, score, now())
         items = latest([*self.items, d])
         write_decisions(self.path, items)  # file first: memory never runs ahead of the disk
-        self.items = items
+        self._set(items)
         return d
 
     def undo(self) -> Decision | None:
@@ -159,7 +160,8 @@ class DecisionLog:
             return None
         items = self.items[:-1]
         write_decisions(self.path, items)
-        last, self.items = self.items[-1], items
+        last = self.items[-1]
+        self._set(items)
         return last
 
 

@@ -8,6 +8,7 @@ opening a run costs one pass over the dataset's files.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from dataclasses import dataclass
@@ -32,6 +33,11 @@ class QueueItem:
     id1: int
     id2: int
 
+    @property
+    def key(self) -> str:
+        """A short fingerprint of the pair: a form names the pair it decides, not only its position."""
+        return hashlib.sha256(f"{self.kg1}\t{self.kg2}".encode()).hexdigest()[:16]
+
 
 def local_name(term: str) -> str:
     """The part after the last '/' or '#' (for relation and attribute keys)."""
@@ -52,6 +58,8 @@ class ReviewData:
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
         self.emb = emb / np.where(norms > 0, norms, 1.0)
         self.kg = np.asarray(self.ds.entity_kg)
+        # per graph: entity ids and their embedding rows, for the runner-up candidates
+        self._by_kg = {k: (ids, self.emb[ids]) for k in (1, 2) for ids in [np.nonzero(self.kg == k)[0]]}
         ppath = self.run.path / PREDICTIONS
         if not ppath.is_file():
             raise MissingResourceError(
@@ -113,10 +121,10 @@ class ReviewData:
 
     def candidates(self, e: int, partner: int) -> list[dict]:
         """The best-scoring entities of the other graph for ``e`` (cosine), the proposed partner marked."""
-        other = np.nonzero(self.kg != self.kg[e])[0]
+        other, rows = self._by_kg[3 - int(self.kg[e])]
         if len(other) == 0:
             return []
-        sims = self.emb[other] @ self.emb[e]
+        sims = rows @ self.emb[e]
         k = min(CANDIDATES, len(other))
         top = np.argpartition(-sims, k - 1)[:k]
         top = top[np.argsort(-sims[top], kind="stable")]

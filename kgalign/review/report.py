@@ -12,6 +12,7 @@ import base64
 import datetime as _dt
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,9 @@ def _read_json(path: Path) -> dict:
 
 
 def _setting(meta: dict, key: str):
+    if key == "csls_k":  # align records CSLS as "csls(k=N)"
+        m = re.search(r"csls\(k=(\d+)\)", str(meta.get("similarity", "")) + str(meta.get("score", "")))
+        return int(m.group(1)) if m else ALIGN_DEFAULTS["csls_k"]
     value = meta.get(key, ALIGN_DEFAULTS.get(key))
     if key in ("similarity", "score") and isinstance(value, str) and value.startswith("csls"):
         return "csls"

@@ -211,7 +211,10 @@ class ReviewHandler(BaseHTTPRequestHandler):
 
     # ---- POST -----------------------------------------------------------------
     def do_POST(self):  # noqa: N802 - http.server's naming
-        length = int(self.headers.get("Content-Length") or 0)
+        raw_length = self.headers.get("Content-Length") or "0"
+        if not raw_length.isdigit():
+            return self._text(HTTPStatus.BAD_REQUEST, "bad request: Content-Length")
+        length = int(raw_length)
         if length > MAX_BODY:
             return self._text(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
         body = self.rfile.read(length).decode("utf-8", "replace")
@@ -228,6 +231,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
                     return self._text(HTTPStatus.BAD_REQUEST, "bad request: need i (a pair index) and a decision")
                 i = int(raw)
                 item = st.data.queue[i]
+                if (params.get("pair") or [""])[0] != item.key:
+                    return self._text(HTTPStatus.CONFLICT, "this page is out of date (the queue changed): reload it")
                 st.decisions.record(item.kg1, item.kg2, decision, item.score)
                 return self._redirect(st.first_open(i + 1))
             if path == "/undo":
