@@ -5,6 +5,7 @@ import io
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -198,3 +199,32 @@ def test_cli_bad_decisions_file_is_bad_input(tmp_path):
     p = subprocess.run([*KG, "review", str(run), "--no-browser"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and f"{run / 'decisions.tsv'}:2: unknown decision" in p.stderr
     assert time.monotonic() - start < 60 and "Traceback" not in p.stderr
+
+
+def test_decisions_from_the_page_become_next_rounds_seeds(run):
+    from kgalign.data.decisions import seeds_from_decisions
+    from kgalign.data.store import load_dataset
+
+    with Serving(run) as s:
+        t, q = s.state.token, s.state.data.queue
+        post(s.base + "/decide", {"token": t, "i": 0, "pair": key(s, 0), "decision": "rejected"})  # a training link
+        post(s.base + "/decide", {"token": t, "i": 1, "pair": key(s, 1), "decision": "accepted"})
+        post(s.base + "/decide", {"token": t, "i": 2, "pair": key(s, 2), "decision": "skipped"})
+    ds = load_dataset(s.state.data.run.dataset_path)
+    seeds = ds.links_for("train")
+    assert [q[0].id1, q[0].id2] in seeds.tolist()
+    up = seeds_from_decisions(seeds, read_decisions(run / "decisions.tsv"), ds.entities, ds.entity_kg)
+    assert up.extra.tolist() == [[q[1].id1, q[1].id2]]
+    assert up.negatives.tolist() == up.removed.tolist() == [[q[0].id1, q[0].id2]]
+    assert len(up.seeds) == len(seeds) and [q[0].id1, q[0].id2] not in up.seeds.tolist() and not up.unknown
+
+
+def test_help_stays_light():
+    code = (
+        "import sys; from typer.testing import CliRunner; from kgalign.cli import app;"
+        "r = CliRunner().invoke(app, ['review', '--help']); assert r.exit_code == 0, r.output;"
+        "r = CliRunner().invoke(app, ['report', '--help']); assert r.exit_code == 0, r.output;"
+        "heavy = [m for m in ('matplotlib', 'jinja2', 'torch', 'kgalign.review') if m in sys.modules];"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
