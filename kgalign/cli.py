@@ -795,7 +795,7 @@ def review_cmd(
       kgalign review run --sample 50 --no-browser --port 8800
     """
     setup_logging(quiet, verbose)
-    from kgalign.review.server import make_server, make_state
+    from kgalign.review.server import make_server, make_state, open_browser
 
     def build():
         state = make_state(run, decisions=decisions, sample=sample, seed=seed, image_dirs=tuple(image_dir), cache_dir=cache_dir)
@@ -814,14 +814,8 @@ def review_cmd(
             "no pairs to review in %s (align with --threshold and --review-threshold, or use --sample N)", state.data.predictions_path
         )
     log.info("%d pairs (%s); decisions go to %s; stop with Ctrl-C", len(state.data.queue), state.data.mode, state.decisions.path)
-    if not no_browser:
-        import webbrowser
-
-        try:
-            webbrowser.get()
-            webbrowser.open(server.url)
-        except webbrowser.Error:
-            log.info("no browser found: open the URL above")
+    if not no_browser and not open_browser(server.url):
+        log.info("no graphical browser found: open the URL above")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

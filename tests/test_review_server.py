@@ -228,3 +228,15 @@ def test_help_stays_light():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_without_a_display_opens_no_browser(run):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")}
+    p = subprocess.Popen([*KG, "review", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = p.stdout.readline().strip()
+        assert get(url)[0] == 200
+    finally:
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=20)
+    assert p.returncode == 0 and "no graphical browser found: open the URL above" in err

@@ -260,3 +260,19 @@ def make_server(state: ReviewState, host: str = "127.0.0.1", port: int = 0) -> R
     names = {host, "127.0.0.1", "localhost", "[::1]"}
     state.hosts = {f"{h}:{real_port}" for h in names} if host in ("127.0.0.1", "localhost", "::1") else set()
     return server
+
+
+def open_browser(url: str) -> bool:
+    """Open ``url`` in a graphical browser when there is one; never a console browser (it would take the terminal)."""
+    import sys
+    import webbrowser
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return False
+    if type(browser) is webbrowser.GenericBrowser:  # lynx, w3m, www-browser...: they run in the foreground
+        return False
+    return bool(browser.open(url))
