@@ -127,8 +127,19 @@ class ReviewData:
         sims = rows @ self.emb[e]
         k = min(CANDIDATES, len(other))
         top = np.argpartition(-sims, k - 1)[:k]
-        top = top[np.argsort(-sims[top], kind="stable")]
-        return [{"label": self.label(int(other[j])), "score": float(sims[j]), "proposed": int(other[j]) == partner} for j in top.tolist()]
+        top = top[np.argsort(-sims[top], kind="stable")].tolist()
+        at = int(np.searchsorted(other, partner))
+        if at < len(other) and other[at] == partner and at not in top:
+            top.append(at)  # the proposed partner, with its rank, when it is not among the best (e.g. matched by CSLS)
+        return [
+            {
+                "label": self.label(int(other[j])),
+                "score": float(sims[j]),
+                "rank": int((sims > sims[j]).sum()) + 1,
+                "proposed": int(other[j]) == partner,
+            }
+            for j in top
+        ]
 
     def side(self, e: int, partner: int) -> dict:
         return {
