@@ -96,3 +96,17 @@ def test_bad_metrics_line_is_bad_input_and_writes_nothing(tmp_path):
     assert not (run / "report").exists() and [x.name for x in run.iterdir() if x.name.startswith(".")] == []
     p = kgalign("report", tmp_path / "nowhere", check=False)
     assert p.returncode == 3 and "no such run directory" in p.stderr
+
+
+def test_precision_recall_against_the_threshold():
+    import numpy as np
+
+    from kgalign.review.report import ValidScores, prf_curves
+
+    vs = ValidScores(np.array([0.9, 0.8, 0.4]), np.array([True, False, True]), total=4)  # one valid link unmatched
+    grid, prf = prf_curves(vs, points=11)  # thresholds 0.0, 0.1, ..., 1.0
+    at = {round(float(t), 1): i for i, t in enumerate(grid)}
+    assert prf["precision"][at[0.5]] == 0.5 and prf["recall"][at[0.5]] == 0.25
+    assert prf["precision"][at[0.3]] == 2 / 3 and prf["recall"][at[0.3]] == 0.5
+    assert prf["f1"][at[0.9]] == 2 * 1.0 * 0.25 / 1.25
+    assert np.isnan(prf["precision"][at[1.0]]) and np.isnan(prf["f1"][at[1.0]])  # nothing kept: undefined

@@ -1,9 +1,10 @@
 """`kgalign report RUN`: one self-contained HTML file (inline CSS, PNGs embedded) plus the PNGs beside it.
 
-The valid-link figures mirror what `kgalign align` does: the same candidate
-scope, similarity, score and matching strategy (taken from the run's
-``predictions.tsv.json`` when `align` has run, else align's defaults), applied
-to the validation links, so the plotted thresholds are the ones a user picks.
+The valid-link figures mirror what `kgalign align` does: every entity outside
+the training links is a candidate, with align's similarity, score and matching
+strategy (taken from the run's ``predictions.tsv.json`` when `align` has run,
+else align's defaults), looked at on the validation links, so the plotted
+thresholds are the ones a user picks.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def valid_scores(emb: np.ndarray, ds, align_meta: dict) -> ValidScores:
 
     valid = ds.links_for("valid")
     settings = {k: _setting(align_meta, k) for k in ALIGN_DEFAULTS}
+    settings["scope"] = "all"  # align's `test` scope would leave the valid links' entities out
     if len(valid) == 0:
         return ValidScores(np.zeros(0), np.zeros(0, bool), 0, settings)
     pred = align_embeddings(
