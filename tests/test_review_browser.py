@@ -52,12 +52,22 @@ def browser():
 
 
 def _wait(predicate, timeout=10.0):
+    from selenium.common.exceptions import WebDriverException
+
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if predicate():
-            return True
+        try:
+            if predicate():
+                return True
+        except WebDriverException:  # the page is being replaced (stale or not yet present elements): look again
+            pass
         time.sleep(0.05)
     raise AssertionError("condition not met within the timeout")
+
+
+def _progress(driver, text):
+    """Wait for the page that shows ``text`` as progress to have loaded completely (its key handler included)."""
+    _wait(lambda: _text(driver, "#progress") == text and driver.execute_script("return document.readyState") == "complete")
 
 
 def _text(driver, css):
@@ -91,14 +101,14 @@ def test_review_example_run_by_click_and_key(browser, tmp_path_factory, tmp_path
         browser.save_screenshot(str(tmp_path / "review_page.png"))
 
         browser.find_element(By.ID, "accept").click()  # by click
-        _wait(lambda: _text(browser, "#progress") == f"1 of {total} decided")
+        _progress(browser, f"1 of {total} decided")
         assert _text(browser, "#kg1 .label") != first_label
         _press(browser, "r")  # by key
-        _wait(lambda: _text(browser, "#progress") == f"2 of {total} decided")
+        _progress(browser, f"2 of {total} decided")
         browser.find_element(By.ID, "skip").click()
-        _wait(lambda: _text(browser, "#progress") == f"3 of {total} decided")
+        _progress(browser, f"3 of {total} decided")
         _press(browser, "u")  # undo the skip
-        _wait(lambda: _text(browser, "#progress") == f"2 of {total} decided")
+        _progress(browser, f"2 of {total} decided")
         assert _text(browser, "#kg1 .label") == s.state.data.label(queue[2].id1)
 
         got = read_decisions(decisions)
@@ -133,7 +143,7 @@ def test_hostile_labels_run_no_script(browser, tmp_path):
         assert len(browser.find_elements(By.TAG_NAME, "script")) == 1
         browser.save_screenshot(str(tmp_path / "hostile.png"))
         _press(browser, "a")
-        _wait(lambda: _text(browser, "#progress").startswith("1 of"))
+        _progress(browser, "1 of 3 decided")
         assert browser.execute_script("return typeof window.__pwned") == "undefined"
     assert [d.decision for d in read_decisions(run / "decisions.tsv")] == ["accepted"]
 

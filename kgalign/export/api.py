@@ -189,7 +189,9 @@ def _export_links(
             formats=fmt,
         )
         write_provenance(prov_path, info)
-    counts = {s: links.status.count(s) for s in ("accepted", "review", "seed", "reviewed")}
+    counts = {s: links.status.count(s) for s in ("accepted", "review", "seed")}
+    if dpath is not None:
+        counts["reviewed"] = links.status.count("reviewed")
     return {
         "format": fmt,
         "links": len(links),
