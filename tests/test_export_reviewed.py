@@ -108,3 +108,19 @@ def test_decisions_option(reviewed, tmp_path):
     bad.write_text("kg1\tkg2\tdecision\nx\ty\tyes\n")
     p = kgalign("export", run, "--decisions", bad, "-o", tmp_path / "never.nt", check=False)
     assert p.returncode == 2 and f"{bad}:2:" in p.stderr and not (tmp_path / "never.nt").exists()
+
+
+def test_a_persons_pair_wins_over_other_predicted_pairs_of_its_entities():
+    import math
+
+    from kgalign.export.predictions import LinkTable
+    from kgalign.export.reviewed import apply_decisions
+
+    table = LinkTable(["a1", "a2", "a3"], ["b1", "b2", "b3"], [0.9, 0.8, 0.4], ["accepted", "accepted", "review"], {"one_to_one": True})
+    decisions = [Decision("a1", "b2", "accepted"), Decision("a3", "b3", "rejected")]
+    out = apply_decisions(table, decisions)
+    rows = list(zip(out.kg1, out.kg2, out.status, strict=True))
+    assert rows == [("a1", "b2", "reviewed")]  # a1-b1 and a2-b2 lose their ends; a3-b3 rejected
+    assert math.isnan(out.score[0]) and out.meta["reviewed"] == 1 and out.meta["rejected"] == 1
+    table.meta = {}  # not one-to-one (e.g. top1): other pairs stay
+    assert len(apply_decisions(table, decisions)) == 3

@@ -2,8 +2,9 @@
 
 Terms are written exactly as ingested, escaped like the dataset store
 (backslash, tab, newline, carriage return). Scores have 6 decimals. Status is
-``accepted``, ``review`` or ``seed`` (``reviewed`` in exports: accepted by a person). A JSON sidecar ``FILE.json`` holds the
-align settings (for provenance); it is optional when reading.
+``accepted``, ``review`` or ``seed`` (``reviewed`` in exports: accepted by a
+person). A JSON sidecar ``FILE.json`` holds the align settings (for
+provenance); it is optional when reading.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Accepted pairs get status ``reviewed`` (exported by default, whatever their
 predicted status: a review-band pair, a pair that became a training link in
 the next round, or a pair the predictions no longer hold, with the score it had
 when it was decided). Rejected pairs are left out. Skipped pairs are unchanged.
+When the predictions are one-to-one (``one_to_one`` in their settings, as
+greedy, mutual, stable and Hungarian matching are), a person's pair wins over
+other predicted pairs of its two entities, so the export stays one-to-one.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ def apply_decisions(table: LinkTable, decisions: list[Decision]) -> LinkTable:
         return table
     kg1, kg2, score, status = [], [], [], []
     seen = set()
+    taken1 = taken2 = set()
+    if table.meta.get("one_to_one"):
+        taken1 = {p[0] for p, d in verdict.items() if d.decision == "accepted"}
+        taken2 = {p[1] for p, d in verdict.items() if d.decision == "accepted"}
     for a, b, c, s in zip(table.kg1, table.kg2, table.score, table.status, strict=True):
         d = verdict.get((a, b))
         if d is not None:
@@ -30,6 +37,8 @@ def apply_decisions(table: LinkTable, decisions: list[Decision]) -> LinkTable:
                 continue
             seen.add((a, b))
             s = REVIEWED
+        elif s != "seed" and (a in taken1 or b in taken2):
+            continue  # another partner was accepted by a person
         kg1.append(a)
         kg2.append(b)
         score.append(c)
