@@ -689,6 +689,9 @@ def export_cmd(
     include_review: bool = typer.Option(False, "--include-review", help="Add the review band."),
     license: Optional[str] = typer.Option(None, "--license", help="License IRI for the SSSOM header [CC0 1.0]."),
     mapping_set_id: Optional[str] = typer.Option(None, "--mapping-set-id", help="SSSOM mapping_set_id IRI [the output file's URI]."),
+    decisions: Optional[Path] = typer.Option(
+        None, "--decisions", help="Review decisions [RUN/decisions.tsv if present]: accepted pairs marked reviewed, rejected left out."
+    ),
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
 ):
@@ -721,6 +724,7 @@ def export_cmd(
             include_review=include_review,
             license=license,
             mapping_set_id=mapping_set_id,
+            decisions=decisions,
             log=log,
         )
     except BrokenPipeError:
@@ -729,6 +733,93 @@ def export_cmd(
         raise typer.Exit(141) from None
     if output is not None and not quiet:
         typer.echo(json.dumps(summary, sort_keys=True), err=True)
+
+
+# ---------------------------------------------------------------- report / review
+# (owned by kgalign.review)
+
+
+@app.command("report")
+def report_cmd(
+    run: Path = typer.Argument(..., help="Run directory (from `kgalign train`)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Report directory [RUN/report]: index.html and the PNGs."),
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+    as_json: bool = JsonOpt,
+):
+    """Write an HTML report with plots: training curves, Hits@k, scores, thresholds, modality weights, coverage.
+
+    The HTML is self-contained (inline CSS, images embedded); open it in any browser.
+
+    Example:
+
+      kgalign report run && xdg-open run/report/index.html
+    """
+    setup_logging(quiet, verbose)
+    from kgalign.review.report import build_report
+
+    summary = run_guarded(build_report, run, output)
+    if as_json:
+        emit_json(summary)
+    else:
+        typer.echo(summary["output"])
+
+
+@app.command("review")
+def review_cmd(
+    run: Path = typer.Argument(..., help="Run directory with predictions (`kgalign align RUN --threshold T --review-threshold R`)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (other than loopback exposes the page to the network)."),
+    port: int = typer.Option(0, "--port", min=0, max=65535, help="Port [0: a free one]."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Only print the URL; do not open a browser."),
+    sample: Optional[int] = typer.Option(None, "--sample", min=1, help="Spot-check N random accepted pairs instead of the review band."),
+    seed: int = typer.Option(0, "--seed", help="Seed of --sample."),
+    decisions: Optional[Path] = typer.Option(None, "--decisions", help="Decisions file [RUN/decisions.tsv]; reopening resumes it."),
+    image_dir: List[Path] = typer.Option(
+        [], "--image-dir", help="Also show local images under DIR (by default only the run, dataset and cache folders are read)."
+    ),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Image cache [the one `kgalign features` used]."),
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+):
+    """Serve a local page to accept, reject or skip the pairs of the review band (keys A, R, S, U for undo).
+
+    Each decision is saved at once to RUN/decisions.tsv; `kgalign export` then marks accepted pairs as reviewed
+    and leaves rejected ones out. Stop with Ctrl-C.
+
+    Example:
+
+      kgalign align run --threshold 0.5 --review-threshold 0.3 && kgalign review run
+
+      kgalign review run --sample 50 --no-browser --port 8800
+    """
+    setup_logging(quiet, verbose)
+    from kgalign.review.server import make_server, make_state, open_browser
+
+    def build():
+        state = make_state(run, decisions=decisions, sample=sample, seed=seed, image_dirs=tuple(image_dir), cache_dir=cache_dir)
+        try:
+            return state, make_server(state, host, port)
+        except OSError as exc:
+            from kgalign.errors import InputError
+
+            raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+    state, server = run_guarded(build)
+    typer.echo(server.url)
+    sys.stdout.flush()
+    if not state.data.queue:
+        log.warning(
+            "no pairs to review in %s (align with --threshold and --review-threshold, or use --sample N)", state.data.predictions_path
+        )
+    log.info("%d pairs (%s); decisions go to %s; stop with Ctrl-C", len(state.data.queue), state.data.mode, state.decisions.path)
+    if not no_browser and not open_browser(server.url):
+        log.info("no graphical browser found: open the URL above")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        log.info("stopped; decisions are in %s", state.decisions.path)
+    finally:
+        server.server_close()
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -35,6 +35,8 @@ TRAIN_LINKS = "train_links.tsv"
 RESULTS = "results.json"
 PREDICTIONS = "predictions.tsv"  # written by `kgalign align`, with a ``.json`` sidecar
 PREDICTIONS_META = PREDICTIONS + ".json"
+DECISIONS = "decisions.tsv"  # `kgalign review`: a person's verdicts; kept by `train --force` (they outlive a model)
+REPORT = "report"  # `kgalign report`: index.html and its PNGs
 # Files that describe one trained model; `train --force` removes them all (a stale
 # predictions.tsv would otherwise be exported as the new model's links).
 RUN_FILES = (CONFIG, ENV, METRICS, BEST, EMBEDDINGS, TRAIN_LINKS, RESULTS, PREDICTIONS, PREDICTIONS_META)
@@ -77,6 +79,7 @@ def clear_run_dir(path: Path) -> None:
     for name in RUN_FILES:
         (path / name).unlink(missing_ok=True)
     shutil.rmtree(path / CHECKPOINTS, ignore_errors=True)
+    shutil.rmtree(path / REPORT, ignore_errors=True)
 
 
 def git_hash() -> str | None:

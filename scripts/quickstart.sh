@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end on the bundled example, on a fresh machine:
 # creates .venv, installs the pinned CPU environment, then
-# ingest -> features -> train -> evaluate -> align -> export (owl:sameAs Turtle).
-# Output goes to ${OUT:-out/quickstart}; the final links are in $OUT/links.ttl.
+# ingest -> features -> train -> evaluate -> align -> export (owl:sameAs Turtle) -> report.
+# Output goes to ${OUT:-out/quickstart}; the final links are in $OUT/links.ttl, the report in
+# $OUT/run/report/index.html; it ends by printing how to open the review page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-env.sh
@@ -27,5 +28,9 @@ kgalign evaluate "$OUT/run"
 kgalign align "$OUT/run" --strategy greedy --threshold 0.5 --review-threshold 0.3
 kgalign export "$OUT/run" --format ttl -o "$OUT/links.ttl"
 kgalign evaluate --links "$OUT/links.ttl" "$OUT/run"    # precision / recall / F1 against the test links
+kgalign report "$OUT/run"                                # HTML report with plots: $OUT/run/report/index.html
 set +x
 echo "wrote $OUT/links.ttl ($(grep -c 'sameAs' "$OUT/links.ttl" || true) owl:sameAs lines)" >&2
+echo "report: $OUT/run/report/index.html (open it in a browser)" >&2
+echo "review the pairs between the thresholds in a browser (decisions go to $OUT/run/decisions.tsv):" >&2
+echo "  . .venv/bin/activate && kgalign review $OUT/run --image-dir examples/images" >&2

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-env.sh
+bash scripts/setup-browser.sh   # headless Chromium + chromedriver for tests/test_review_browser.py
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONHASHSEED=0
 # Lint first (config in pyproject.toml): pyflakes, pycodestyle, bugbear, import order, complexity, formatting.
 .venv/bin/ruff check kgalign tests benchmarks scripts

@@ -15,6 +15,7 @@ def small(name: str) -> dict:
     """Width options (ints defaulting to 64 or more) at 40, divisible by 2, 4, 5 and 8 heads."""
     return {k: 40 for k, v in get_model(name).defaults.items() if isinstance(v, int) and not isinstance(v, bool) and v >= 64}
 
+
 DIMS = {"relation": 20, "attribute": 12, "name": 16, "image": 24}
 
 

@@ -22,8 +22,14 @@ def test_wrong_types_are_named():
 
 @pytest.mark.parametrize(
     "option, value, interval",
-    [("hidden", -1, r"\[1, inf\)"), ("hidden", 0, r"\[1, inf\)"), ("tau", 0.0, r"\(0, inf\)"), ("alpha", 1.5, r"\[0, 1\]"),
-     ("gat_attn_dropout", 1.0, r"\[0, 1\)"), ("noise_target_cos", float("nan"), r"\(0, 1\)")],
+    [
+        ("hidden", -1, r"\[1, inf\)"),
+        ("hidden", 0, r"\[1, inf\)"),
+        ("tau", 0.0, r"\(0, inf\)"),
+        ("alpha", 1.5, r"\[0, 1\]"),
+        ("gat_attn_dropout", 1.0, r"\[0, 1\)"),
+        ("noise_target_cos", float("nan"), r"\(0, 1\)"),
+    ],
 )
 def test_out_of_range_options_name_the_interval(option, value, interval):
     with pytest.raises(InputError, match=f"option {option} must be in {interval}"):

@@ -15,8 +15,22 @@ from kgalign.features.synthetic import make_synthetic
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-COMMON = ["--model", "mclea", "--epochs", "4", "--eval-every", "2", "--device", "cpu", "--set", "model.hidden=24",
-          "--set", "model.feature_dim=24", "--lr", "5e-3"]
+COMMON = [
+    "--model",
+    "mclea",
+    "--epochs",
+    "4",
+    "--eval-every",
+    "2",
+    "--device",
+    "cpu",
+    "--set",
+    "model.hidden=24",
+    "--set",
+    "model.feature_dim=24",
+    "--lr",
+    "5e-3",
+]
 
 
 @pytest.fixture(scope="module")

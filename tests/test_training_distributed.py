@@ -78,8 +78,19 @@ def test_ddp_replicas_keep_identical_parameters_and_buffers(tmp_path):
     ds = make_synthetic(tmp_path / "ds", n=80, noise=1.0, seed=6)
     script = Path(__file__).parent / "support" / "ddp_replicas.py"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2", str(script),
-           str(ds), str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(ds),
+        str(tmp_path),
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     a, b = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")

@@ -10,7 +10,7 @@ import numpy as np
 from kgalign import __version__
 from kgalign.errors import InputError
 from kgalign.export.predictions import LinkTable, read_predictions, write_predictions
-from kgalign.rundir import PREDICTIONS, open_run
+from kgalign.rundir import DECISIONS, PREDICTIONS, open_run
 
 
 def align_run(
@@ -105,10 +105,14 @@ def _export_links(
     include_review: bool = False,
     license: str | None = None,
     mapping_set_id: str | None = None,
+    decisions: str | os.PathLike | None = None,
     stream=None,
     log=None,
 ) -> dict:
-    """Write a link file (stdout when ``output`` is None) and its provenance sidecar."""
+    """Write a link file (stdout when ``output`` is None) and its provenance sidecar.
+
+    Review decisions (``decisions``, else ``RUN/decisions.tsv`` when present) mark accepted
+    pairs ``reviewed`` and leave rejected ones out (kgalign/export/reviewed.py)."""
     from kgalign.export.exporting import dataset_iri, default_provenance_path, require_format, select_links, write_links, write_provenance
     from kgalign.export.provenance import ProvenanceInfo
     from kgalign.export.rdfterms import TermPolicy, expand_predicate
@@ -131,6 +135,12 @@ def _export_links(
         if run is not None:
             r = open_run(run)
     table = read_predictions(ppath)
+    dpath = _decisions_path(decisions, r)
+    if dpath is not None:
+        from kgalign.data.decisions import read_decisions
+        from kgalign.export.reviewed import apply_decisions
+
+        table = apply_decisions(table, read_decisions(dpath))
     meta = table.meta
     links = select_links(table, include_seeds=include_seeds, include_review=include_review)
     ds_path = r.dataset_path if r is not None else (Path(meta["dataset"]) if meta.get("dataset") else None)
@@ -161,6 +171,8 @@ def _export_links(
             if meta.get(k) is not None
         }
         settings.update(seedsIncluded=include_seeds, reviewIncluded=include_review)
+        if dpath is not None:
+            settings.update(reviewDecisions=str(Path(dpath).resolve()))
         info = ProvenanceInfo(
             linkset=out_path.resolve().as_uri() if out_path is not None else opt.mapping_set_id,
             activity=run_dir.as_uri() if run_dir is not None else "urn:kgalign:activity",
@@ -176,6 +188,8 @@ def _export_links(
         )
         write_provenance(prov_path, info)
     counts = {s: links.status.count(s) for s in ("accepted", "review", "seed")}
+    if dpath is not None:
+        counts["reviewed"] = links.status.count("reviewed")
     return {
         "format": fmt,
         "links": len(links),
@@ -184,4 +198,19 @@ def _export_links(
         "output": str(out_path) if out_path else "-",
         "provenance": str(prov_path) if prov_path else None,
         "predictions": str(ppath),
+        "decisions": str(dpath) if dpath is not None else None,
     }
+
+
+def _decisions_path(decisions, r) -> Path | None:
+    """The decisions file to apply: the one given (it must exist), else the run's when present."""
+    if decisions is not None:
+        p = Path(decisions)
+        if not p.is_file():
+            from kgalign.errors import MissingResourceError
+
+            raise MissingResourceError(f"{p}: no such decisions file")
+        return p
+    if r is not None and (r.path / DECISIONS).is_file():
+        return r.path / DECISIONS
+    return None

@@ -17,8 +17,8 @@ SUFFIX = {"nt": ".nt", "ttl": ".ttl", "tsv": ".tsv", "alignment": ".rdf", "sssom
 
 
 def select_links(table: LinkTable, include_seeds: bool = False, include_review: bool = False) -> LinkTable:
-    """Accepted predictions (+ review band, + training links on request), in a deterministic order."""
-    keep = {"accepted"} | ({"review"} if include_review else set()) | ({"seed"} if include_seeds else set())
+    """Accepted and reviewed predictions (+ review band, + training links on request), in a deterministic order."""
+    keep = {"accepted", "reviewed"} | ({"review"} if include_review else set()) | ({"seed"} if include_seeds else set())
     return table.select(keep).sorted()
 
 

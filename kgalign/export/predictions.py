@@ -2,8 +2,9 @@
 
 Terms are written exactly as ingested, escaped like the dataset store
 (backslash, tab, newline, carriage return). Scores have 6 decimals. Status is
-``accepted``, ``review`` or ``seed``. A JSON sidecar ``FILE.json`` holds the
-align settings (for provenance); it is optional when reading.
+``accepted``, ``review`` or ``seed`` (``reviewed`` in exports: accepted by a
+person). A JSON sidecar ``FILE.json`` holds the align settings (for
+provenance); it is optional when reading.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from kgalign.errors import InputError
 from kgalign.fsutil import atomic_path, atomic_write_text
 
 HEADER = ("kg1", "kg2", "score", "status")
-STATUSES = ("accepted", "review", "seed")
+STATUSES = ("accepted", "review", "seed", "reviewed")  # reviewed: accepted by a person (export only)
 
 
 @dataclass

@@ -30,6 +30,7 @@ from kgalign.export.rdfterms import EXTRA_PREFIXES, TermPolicy, all_plain_iris, 
 FORMATS = ("nt", "ttl", "tsv", "alignment", "sssom", "jsonl")
 ALIGN_NS = "http://knowledgeweb.semanticweb.org/heterogeneity/alignment#"
 SEMAPV_MATCHING = "semapv:SemanticSimilarityThresholdMatching"
+SEMAPV_CURATION = "semapv:ManualMappingCuration"  # pairs a person accepted in `kgalign review`
 
 
 @dataclass
@@ -258,7 +259,8 @@ def write_sssom(table: LinkTable, opt: ExportOptions) -> Iterator[str]:
     yield "\t".join(SSSOM_COLUMNS) + "\n"
     tail = f"\t{opt.similarity}\tkgalign {__version__}\t"
     just = {"seed": "semapv:UnspecifiedMatching\t", "review": SEMAPV_MATCHING + "\t", "accepted": SEMAPV_MATCHING + "\t"}
-    comment = {"seed": "training link", "review": "for review", "accepted": ""}
+    just["reviewed"] = SEMAPV_CURATION + "\t"
+    comment = {"seed": "training link", "review": "for review", "accepted": "", "reviewed": "accepted by a person (kgalign review)"}
 
     def score_cols(c):
         return "\t" if c is None or math.isnan(c) else f"{_clip01(c):.6f}\t{c:.6f}"
