@@ -444,6 +444,9 @@ def train_cmd(
         None, "--modalities", metavar="A,B", help="Comma-separated feature modalities to use [all stored]."
     ),
     iterative: Optional[bool] = typer.Option(None, "--iterative/--no-iterative", help="Bootstrapping with mutual nearest neighbours."),
+    decisions: Optional[Path] = typer.Option(
+        None, "--decisions", help="A review's decisions.tsv: accepted pairs become seeds, rejected pairs known negatives."
+    ),
     il_start: Optional[int] = typer.Option(None, "--il-start", help="Epoch at which iterative training starts [epochs/2]."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint (same config required)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing run in --output."),
@@ -490,6 +493,7 @@ def train_cmd(
                 "train.select_metric": select_metric,
                 "train.checkpoint_every": checkpoint_every,
                 "iterative.enabled": iterative,
+                "train.decisions": None if decisions is None else str(decisions),
                 "iterative.start": il_start,
             }
         )

@@ -171,11 +171,13 @@ def write_weights(path: Path, state: dict, metadata: dict) -> None:
         save_file({k: v.detach().cpu().contiguous().clone() for k, v in state.items()}, str(tmp), metadata=metadata)
 
 
-def write_train_links(path: Path, links: np.ndarray, source: np.ndarray) -> None:
-    """``kg1 kg2 source`` with source ``seed`` or ``bootstrap@EPOCH`` (global ids)."""
+def write_train_links(path: Path, links: np.ndarray, source: np.ndarray, reviewed: np.ndarray | None = None) -> None:
+    """``kg1 kg2 source`` with source ``seed``, ``reviewed`` (accepted in a review) or ``bootstrap@EPOCH`` (global ids)."""
+    accepted = set() if reviewed is None else {tuple(p) for p in np.asarray(reviewed).reshape(-1, 2).tolist()}
     rows = ["kg1\tkg2\tsource\n"]
-    for (a, b), s in zip(links.tolist(), source.tolist(), strict=False):
-        rows.append(f"{a}\t{b}\t{'seed' if s == 0 else f'bootstrap@{s}'}\n")
+    for (a, b), s in zip(links.tolist(), source.tolist(), strict=True):
+        label = f"bootstrap@{s}" if s else ("reviewed" if (a, b) in accepted else "seed")
+        rows.append(f"{a}\t{b}\t{label}\n")
     atomic_write_text(path, "".join(rows))
 
 

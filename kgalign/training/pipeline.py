@@ -103,7 +103,8 @@ class Trainer:
         self.inputs = None
         self.splits: dict[str, np.ndarray] = {}
         self.seeds: np.ndarray | None = None
-        self.negatives: np.ndarray | None = None
+        self.negatives: np.ndarray | None = None  # known non-matches (rejected in a review): never bootstrapped
+        self.reviewed: np.ndarray | None = None  # accepted pairs that joined the seeds
         self.model = None
         self.precision = None
 
@@ -144,7 +145,38 @@ class Trainer:
         self.inputs = build_inputs(self.dataset, load_features(cfg["dataset"], load))
         self.splits = {s: self.dataset.links_for(s) for s in ("valid", "test")}
         self.seeds = self.dataset.links_for("train")
+        if cfg["train"]["decisions"]:
+            self._apply_decisions(cfg["train"]["decisions"])
         self._check_splits()
+
+    def _apply_decisions(self, path: str) -> None:
+        """A review's verdicts: accepted pairs join the seeds, rejected ones leave them and are never bootstrapped.
+
+        The file's sha256 goes into the config (``train.decisions_sha256``), so resuming with a changed file is refused.
+        """
+        import hashlib
+
+        from kgalign.data.decisions import read_decisions, seeds_from_decisions
+
+        if not Path(path).is_file():
+            raise MissingResourceError(f"{path}: no such decisions file (written by `kgalign review`)")
+        self.cfg["train"]["decisions_sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        up = seeds_from_decisions(self.seeds, read_decisions(path), self.dataset.entities, self.dataset.entity_kg)
+        self.seeds, self.negatives, self.reviewed = up.seeds, up.negatives, up.extra
+        held_out = {tuple(p) for split in self.splits.values() for p in np.asarray(split).tolist()}
+        leaked = sum(tuple(p) in held_out for p in up.extra.tolist())
+        log.info(
+            "%s: %d accepted pair(s) added to the seeds, %d seed(s) removed as rejected, %d known negative(s), %d unknown term(s)",
+            path,
+            len(up.extra),
+            len(up.removed),
+            len(up.negatives),
+            len(up.unknown),
+        )
+        if leaked:
+            log.warning(
+                "%d accepted pair(s) are valid/test links: they now train the model, so the valid/test figures are optimistic", leaked
+            )
 
     def _check_splits(self) -> None:
         ds = self.cfg["dataset"]
@@ -346,7 +378,11 @@ class Trainer:
             self.model.state_dict(),
             {"model": self.cfg["model"]["name"], "epoch": str(selection.selection.best_epoch)},
         )
-        rundir.write_train_links(self.out / rundir.TRAIN_LINKS, loop.links, loop.source)
+        rundir.write_train_links(self.out / rundir.TRAIN_LINKS, loop.links, loop.source, reviewed=self.reviewed)
+        if self.cfg["train"]["decisions"] and not (self.out / rundir.DECISIONS).exists():
+            import shutil
+
+            shutil.copyfile(self.cfg["train"]["decisions"], self.out / rundir.DECISIONS)  # reviewing this run resumes them
         rundir.write_json(self.out / rundir.RESULTS, results)
         if selection.selection.split == "test":
             log.warning(TEST_SELECTION_WARNING)

@@ -41,6 +41,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "select_on": "valid",
     "select_metric": "csls.l2r.mrr",
     "checkpoint_every": 10,
+    "decisions": None,  # a review decisions file: accepted pairs become seeds, rejected ones known negatives
+    "decisions_sha256": None,  # set by the trainer from that file, so --resume refuses a changed file
 }
 ITERATIVE_DEFAULTS: dict[str, Any] = {
     "enabled": False,
@@ -225,6 +227,10 @@ def _validate(cfg: dict) -> None:
             "iterative.start",
             f"expected an epoch in 0..{t['epochs'] - 1}, got {it['start']!r}",
         )
+    dec = t["decisions"]
+    _check(dec is None or isinstance(dec, str), "train.decisions", f"expected a file path, got {dec!r}")
+    if dec is not None:
+        t["decisions"] = str(Path(dec).expanduser().resolve())
     mods = cfg["modalities"]
     _check(
         mods is None or (isinstance(mods, list) and all(isinstance(m, str) for m in mods) and mods),
