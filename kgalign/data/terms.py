@@ -182,3 +182,37 @@ def name_from_iri(term: str) -> str:
             local = local.rsplit(sep, 1)[1]
             break
     return unquote(local).replace("_", " ").strip()
+
+
+# ---- blank nodes in files kgalign writes (export) and reads back (evaluate --links) ----
+
+_BNODE_OK = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.\-]*[A-Za-z0-9_\-])?$")
+
+
+def nt_bnode(label: str, side: int) -> str:
+    """KG ``side``'s blank node ``_:label`` as written in N-Triples/Turtle.
+
+    Labels are local to their graph, so the graph goes into the written label:
+    ``_:k1b`` + label, or ``_:k1x`` + hex of the UTF-8 label when the label is not
+    a valid N-Triples label. Injective: the two graphs' nodes never merge in one file.
+    """
+    if _BNODE_OK.match(label):
+        return f"_:k{side}b{label}"
+    return f"_:k{side}x" + label.encode("utf-8").hex()
+
+
+def bnode_term(label: str, side: int) -> str:
+    """Inverse of :func:`nt_bnode` for KG ``side``: the stored term ``_:label``.
+
+    Labels of earlier kgalign exports (``kgx`` + hex) are decoded too; any other label is kept.
+    """
+    for head, coded in ((f"k{side}b", False), (f"k{side}x", True), ("kgx", True)):
+        if label.startswith(head):
+            rest = label[len(head) :]
+            if not coded:
+                return "_:" + rest
+            try:
+                return "_:" + bytes.fromhex(rest).decode("utf-8")
+            except ValueError:
+                break
+    return "_:" + label

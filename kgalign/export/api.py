@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -34,7 +35,11 @@ def align_run(
 ) -> dict:
     """Predict pairs for a run and write them (RUN/predictions.tsv by default). Returns the summary."""
     from kgalign.export.align import align_embeddings
+    from kgalign.fsutil import check_output_file
 
+    _check_align_numbers(threshold, review_threshold, topk, csls_k, block_size)
+    if output is not None:
+        check_output_file(output, "the predictions file")  # before the work, not after
     if device is not None:
         from kgalign.device import resolve_device
 
@@ -82,6 +87,16 @@ def align_run(
     return meta
 
 
+def _check_align_numbers(threshold, review_threshold, topk, csls_k, block_size) -> None:
+    """Refuse NaN/infinite thresholds (NaN compares false, so it would accept every pair) and sizes below 1."""
+    for flag, value in (("--threshold", threshold), ("--review-threshold", review_threshold)):
+        if value is not None and not math.isfinite(value):
+            raise InputError(f"{flag} must be a finite number, got {value}")
+    for flag, value in (("--topk", topk), ("--csls-k", csls_k), ("--block-size", block_size)):
+        if value < 1:
+            raise InputError(f"{flag} must be at least 1, got {value}")
+
+
 def export_links(**kwargs) -> dict:
     """Write a link file (stdout when ``output`` is None) and its provenance sidecar.
 
@@ -115,9 +130,14 @@ def _export_links(
     from kgalign.export.provenance import ProvenanceInfo
     from kgalign.export.rdfterms import TermPolicy, expand_predicate
     from kgalign.export.writers import ExportOptions
+    from kgalign.fsutil import check_output_file
 
     require_format(fmt)
     pred_iri = expand_predicate(predicate)
+    # check every output path before any work; a FIFO or device target gets no sidecar beside it
+    out_kind = check_output_file(output, "the link file") if output is not None else "stream"
+    if provenance is not None and write_prov:
+        check_output_file(provenance, "the provenance file")
     r = None
     if predictions is None:
         if run is None:
@@ -154,7 +174,7 @@ def _export_links(
         opt.mapping_set_id = out_path.resolve().as_uri()
     write_links(links, fmt, opt, out=out_path, stream=stream)
     prov_path = None
-    if write_prov and (provenance is not None or out_path is not None):
+    if write_prov and (provenance is not None or out_kind == "file"):
         prov_path = Path(provenance) if provenance is not None else default_provenance_path(out_path)
         run_dir = r.path.resolve() if r is not None else (Path(meta["run"]) if meta.get("run") else None)
         settings = {
