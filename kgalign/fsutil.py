@@ -94,7 +94,7 @@ def remove_stale(directory: str | os.PathLike, name: str | None = None) -> int:
 # ---- what a path is ----------------------------------------------------------------
 
 
-def _describe(mode: int) -> str:
+def describe_mode(mode: int) -> str:
     for test, what in (
         (stat.S_ISDIR, "a directory"),
         (stat.S_ISBLK, "a block device"),
@@ -160,7 +160,7 @@ def check_output_file(path: str | os.PathLike, what: str = "output") -> str:
         if stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode):
             return "stream"
         if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"is {_describe(st.st_mode)}; {what} must be a file path", label)
+            raise InputError(f"is {describe_mode(st.st_mode)}; {what} must be a file path", label)
         _probe_dir(p.parent, label)
         return "file"
     _probe_dir(_nearest_existing(p), label)
@@ -190,7 +190,7 @@ def _refuse_non_regular(path: Path) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"is {_describe(st.st_mode)}; only regular files are written atomically", str(path))
+        raise InputError(f"is {describe_mode(st.st_mode)}; only regular files are written atomically", str(path))
 
 
 @contextlib.contextmanager
@@ -323,7 +323,7 @@ def read_text_file(path: str | os.PathLike, what: str = "text file") -> str:
     with os.fdopen(fd, "rb") as f:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise InputError(f"is {_describe(mode)}, expected a {what}", label)
+            raise InputError(f"is {describe_mode(mode)}, expected a {what}", label)
         try:
             data = f.read()
         except OSError as exc:

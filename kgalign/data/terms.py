@@ -140,6 +140,14 @@ def numeric_value(lexical: str, datatype: str, plain_numbers: bool = False) -> f
     return None
 
 
+def expects_number(datatype: str) -> bool:
+    """True for the XSD numeric and date datatypes, whose lexical forms :func:`numeric_value` must parse."""
+    if not datatype.startswith(XSD):
+        return False
+    local = datatype[len(XSD) :]
+    return local in _INT_TYPES or local in _FLOAT_TYPES or local in _DATE_TYPES
+
+
 _TYPED = re.compile(r'^"?(.*?)"?\^\^<([^<>]*)>$', re.S)
 _LANG = re.compile(r'^"(.*)"@([A-Za-z]+(?:-[A-Za-z0-9]+)*)$', re.S)
 
