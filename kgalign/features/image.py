@@ -17,7 +17,7 @@ import numpy as np
 
 from kgalign.data.store import Dataset
 from kgalign.features.images_fetch import FetchResult
-from kgalign.fsutil import atomic_path
+from kgalign.fsutil import atomic_path, remove_stale
 from kgalign.progress import Progress
 
 
@@ -26,6 +26,8 @@ class FeatureCache:
 
     def __init__(self, root: str | os.PathLike, model_key: str):
         self.root = Path(root) / "image-features" / model_key
+        self.tmp = self.root / ".tmp"  # all temporaries here: leftovers of a killed run are found at once
+        remove_stale(self.tmp)
 
     def _path(self, sha: str) -> Path:
         return self.root / sha[:2] / f"{sha}.npy"
@@ -40,7 +42,7 @@ class FeatureCache:
             return None
 
     def put(self, sha: str, vec: np.ndarray) -> None:
-        with atomic_path(self._path(sha)) as tmp:
+        with atomic_path(self._path(sha), tmp_dir=self.tmp) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, np.asarray(vec, dtype=np.float32))
 
