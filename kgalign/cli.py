@@ -531,12 +531,12 @@ def train_cmd(
     setup_logging(quiet, verbose)
 
     def _go():
-        from kgalign.config import deep_merge, load_config_file, parse_overrides
         from kgalign.fsutil import check_output_dir
+
+        check_output_dir(output, "the run directory (-o)")  # before loading anything (torch included)
+        from kgalign.config import deep_merge, load_config_file, parse_overrides
         from kgalign.training.pipeline import Trainer
         from kgalign.training.settings import resolve_config
-
-        check_output_dir(output, "the run directory (-o)")  # before loading anything
 
         user = load_config_file(config) if config is not None else {}
         user = deep_merge(user, parse_overrides(set_))

@@ -152,7 +152,7 @@ def check_output_file(path: str | os.PathLike, what: str = "output") -> str:
     p = resolve_target(path)
     try:
         st = os.stat(p)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         st = None
     except OSError as exc:
         raise InputError(f"cannot use it as {what}: {exc.strerror or exc}", label) from None
