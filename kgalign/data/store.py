@@ -435,6 +435,6 @@ def load_dataset(path: str | os.PathLike, checksums: bool = False) -> Dataset:
         manifest=manifest,
         path=path,
     )
+    check_files(path, manifest, checksums)  # a truncated file is named before the ids it leaves dangling
     _check_ids(ds, path)
-    check_files(path, manifest, checksums)
     return ds

@@ -26,9 +26,26 @@ ENV = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONHASHS
 CLI = [sys.executable, "-m", "kgalign.cli"]
 
 
-def kg(*args, timeout: float = 90, input: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run ``kgalign ARGS`` and return the finished process (text stdout/stderr)."""
+def kg_proc(*args, timeout: float = 90, input: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``kgalign ARGS`` in a subprocess and return the finished process (text stdout/stderr)."""
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, input=input, env=env or ENV, cwd=ROOT)
+
+
+def kg(*args, timeout: float = 90, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``kgalign ARGS`` in this process (the same Typer app as the console script, without the
+    interpreter start-up, so the suite fits its time budget). An uncaught exception shows up as a
+    traceback in stderr, exactly as the console script would print it."""
+    import traceback
+
+    from typer.testing import CliRunner
+
+    from kgalign.cli import app
+
+    res = CliRunner().invoke(app, [str(a) for a in args], input=input, env={"KGALIGN_CACHE_DIR": ENV["KGALIGN_CACHE_DIR"]})
+    err = res.stderr
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        err += "Traceback (most recent call last):\n" + "".join(traceback.format_exception(res.exception))
+    return subprocess.CompletedProcess(list(args), res.exit_code, res.stdout, err)
 
 
 def start(*args, env: dict | None = None) -> subprocess.Popen:

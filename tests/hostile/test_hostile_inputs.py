@@ -7,7 +7,7 @@ import os
 import threading
 
 import pytest
-from conftest import ingest_args, kg, refused, write_graphs
+from conftest import ingest_args, kg, kg_proc, refused, write_graphs
 
 
 @pytest.mark.parametrize("which", ["kg1", "kg2", "links"])
@@ -57,7 +57,7 @@ def test_a_fifo_input_with_a_writer_is_read(tmp_path):
 
     t = threading.Thread(target=writer, daemon=True)
     t.start()
-    r = kg("ingest", "--kg1", fifo, "--kg2", p["kg2"], "--links", p["links"], "-o", tmp_path / "ds", "-q", timeout=60)
+    r = kg_proc("ingest", "--kg1", fifo, "--kg2", p["kg2"], "--links", p["links"], "-o", tmp_path / "ds", "-q", timeout=60)
     t.join(5)
     assert r.returncode == 0, r.stderr
 
@@ -66,7 +66,7 @@ def test_jsonld_with_a_remote_context_is_refused_without_any_request(tmp_path, s
     p = write_graphs(tmp_path / "in")
     doc = tmp_path / "in" / "kg1.jsonld"
     doc.write_text(json.dumps({"@context": server.url("/ctx"), "@id": "http://a.org/e0", "name": "x"}), encoding="utf-8")
-    r = kg("ingest", "--kg1", doc, "--kg2", p["kg2"], "--links", p["links"], "-o", tmp_path / "ds")
+    r = kg_proc("ingest", "--kg1", doc, "--kg2", p["kg2"], "--links", p["links"], "-o", tmp_path / "ds")
     line = refused(r, 2, doc)
     assert "@context" in line and "never fetches" in line
     assert server.requests == []
@@ -135,7 +135,7 @@ def test_ingest_help_names_predicates_as_iris():
 def test_evaluate_links_on_binary_fifo_and_bad_utf8_files(tmp_path, run_dir):
     binary = tmp_path / "links.tsv"
     binary.write_bytes(b"\x00\x01\x02" * 300)
-    refused(kg("evaluate", run_dir, "--links", binary), 2, binary, "binary")
+    refused(kg_proc("evaluate", run_dir, "--links", binary), 2, binary, "binary")
     latin = tmp_path / "links.nt"
     latin.write_bytes("<http://a.org/\xe9> <http://x> <http://b.org/y> .\n".encode("latin-1"))
     refused(kg("evaluate", run_dir, "--links", latin), 2, f"{latin}:1", "UTF-8")

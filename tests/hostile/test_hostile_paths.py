@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import ingest_args, kg, no_temporaries, refused
+from conftest import ingest_args, kg, kg_proc, no_temporaries, refused
 
 from kgalign.errors import InputError
 from kgalign.fsutil import atomic_path, check_output_dir, check_output_file, write_output
@@ -90,12 +90,12 @@ def _fix_manifest_size(ds: Path, name: str) -> None:
 
 
 def test_export_to_a_character_device_streams_and_never_replaces_it(tmp_path, run_dir):
-    r = kg("export", run_dir, "--format", "nt", "-o", "/dev/null")
+    r = kg_proc("export", run_dir, "--format", "nt", "-o", "/dev/null")
     assert r.returncode == 0, r.stderr
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
     assert not Path("/dev/null.prov.ttl").exists()
     # /dev/full: every write fails with ENOSPC, like a full disk; the device must survive (as root too)
-    line = refused(kg("export", run_dir, "--format", "nt", "-o", "/dev/full"), 2, "/dev/full")
+    line = refused(kg_proc("export", run_dir, "--format", "nt", "-o", "/dev/full"), 2, "/dev/full")
     assert "space" in line.lower()
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
     assert not Path("/dev/full.prov.ttl").exists()
@@ -116,7 +116,7 @@ def test_export_to_a_fifo_streams_to_its_reader_and_writes_no_sidecar(tmp_path, 
     t.start()
     with contextlib.suppress(Exception):
         threading.Event().wait(0.2)  # let the reader open its end
-    r = kg("export", run_dir, "--format", "nt", "-o", fifo, timeout=60)
+    r = kg_proc("export", run_dir, "--format", "nt", "-o", fifo, timeout=60)
     t.join(10)
     assert r.returncode == 0, r.stderr
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
@@ -154,7 +154,7 @@ def test_export_to_a_full_disk_leaves_the_old_file_and_no_temporary(tmp_path, ru
         big = tmp_path / "big-predictions.tsv"
         rows = "".join(f"http://a.org/{'x' * 200}{i}\thttp://b.org/{i}\t0.9\taccepted\n" for i in range(400))
         big.write_text("kg1\tkg2\tscore\tstatus\n" + rows, encoding="utf-8")
-        line = refused(kg("export", "--predictions", big, "--format", "jsonl", "-o", out, "--no-provenance"), 2, out)
+        line = refused(kg_proc("export", "--predictions", big, "--format", "jsonl", "-o", out, "--no-provenance"), 2, out)
         assert "space" in line.lower()
         assert out.read_text(encoding="utf-8") == "previous content\n"
         assert sorted(os.listdir(disk)) == ["links.jsonl"]
