@@ -330,7 +330,9 @@ def read_text_file(path: str | os.PathLike, what: str = "text file") -> str:
             raise InputError(f"cannot read it: {exc.strerror or exc}", label) from None
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
-    if b"\x00" in data[:65536]:
+    head = data[:65536]
+    nul = head.count(b"\x00")
+    if nul > 8 and nul * 100 > len(head):  # text may hold a stray NUL; binary data (or UTF-16) holds many
         raise InputError(f"is a binary file (it holds NUL bytes), expected a {what}", label)
     try:
         return data.decode("utf-8")

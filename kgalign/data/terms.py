@@ -194,7 +194,7 @@ def name_from_iri(term: str) -> str:
 
 # ---- blank nodes in files kgalign writes (export) and reads back (evaluate --links) ----
 
-_BNODE_OK = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.\-]*[A-Za-z0-9_\-])?$")
+_BNODE_OK = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.\-]*[A-Za-z0-9_\-])?\Z")  # \Z: "$" would accept a final newline
 
 
 def nt_bnode(label: str, side: int) -> str:

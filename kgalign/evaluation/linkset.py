@@ -80,7 +80,7 @@ def _nt_value(tok: str, side: int) -> str:
 def _read_rdf_lines(text: str) -> LinkSet | None:
     """Line-based triples (N-Triples, and kgalign's one-triple-per-line Turtle); None if not line-based."""
     kg1, kg2 = [], []
-    for line in text.splitlines():
+    for line in text.split("\n"):  # not splitlines(): U+2028, U+0085 may stand unescaped inside an IRI
         s = line.strip()
         if not s or s.startswith("#") or s.startswith("@prefix") or s.upper().startswith("PREFIX"):
             continue
@@ -133,8 +133,11 @@ def _read_sssom(path: Path, text: str) -> LinkSet:
     import yaml
 
     head, body = [], []
-    for line in text.splitlines(keepends=True):
-        (head if line.startswith("#") and not body else body).append(line)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for line in lines:
+        (head if line.startswith("#") and not body else body).append(line + "\n")
     try:
         meta = yaml.safe_load("".join(h[1:] for h in head)) or {}
     except yaml.YAMLError as exc:

@@ -108,7 +108,7 @@ def write_tsv(table: LinkTable, opt: ExportOptions) -> Iterator[str]:
     return _lines(tsv_lines(table))
 
 
-_JSON_PLAIN = re.compile(r'^[^"\\\x00-\x1f\u2028\u2029]*$')
+_JSON_PLAIN = re.compile(r'^[^"\\\x00-\x1f\u2028\u2029]*\Z')  # \Z: "$" would let a final newline through
 
 
 def _json_str(text: str) -> str:
