@@ -4,9 +4,10 @@ Every writer in kgalign goes through these helpers so that an error or an
 interruption never leaves a half-written file where a user expects output.
 
 - Regular files (and new paths) are written to a temporary beside the target,
-  then renamed onto it. Temporaries are named ``.NAME.PID-XXXXXXXX.tmp``: the
-  process id lets a later run remove the leftovers of a killed one
-  (:func:`remove_stale`) without touching those of a run still going.
+  then renamed onto it. Temporaries are named ``.NAME.PID-HOST-XXXXXXXX.tmp``:
+  the process id (and a tag of the host it runs on) lets a later run remove the
+  leftovers of a killed one (:func:`remove_stale`) without touching those of a
+  run still going, here or on another machine sharing the folder.
 - Anything else is never replaced: a FIFO or a character device (``/dev/null``,
   ``/dev/stdout``) is written in place (:func:`open_output`), and a directory, a
   block device, a socket or a dangling symbolic link is refused with one message.
@@ -19,11 +20,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator, TextIO
 
@@ -42,14 +46,19 @@ _FILE_MODE = 0o666 & ~_umask()
 _RAND = r"[a-z0-9_]{8}"
 
 
+# which machine (and pid namespace) a temporary's pid belongs to: a cache may be shared over NFS or by containers
+_HOST = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
+# a temporary whose pid cannot be checked here (another host, or an older kgalign) is stale after this long
+FOREIGN_STALE_S = 3600.0
+
+
 def _tmp_prefix(name: str) -> str:
-    return f".{name}.{os.getpid()}-"
+    return f".{name}.{os.getpid()}-{_HOST}-"
 
 
 def _stale_pattern(name: str | None) -> re.Pattern:
-    # new names carry the writer's pid; names without one are from earlier kgalign versions (no writer alive owns them)
     body = re.escape(name) if name is not None else r".+"
-    return re.compile(rf"^\.{body}\.(?:(\d+)-)?{_RAND}\.(?:tmp|old)$")
+    return re.compile(rf"^\.{body}\.(?:(\d+)-([0-9a-f]{{6}})-)?{_RAND}\.(?:tmp|old)$")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -64,9 +73,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _is_stale(m: re.Match, entry: os.DirEntry) -> bool:
+    pid, host = m.group(1), m.group(2)
+    if pid is not None and host == _HOST:
+        return not _pid_alive(int(pid))
+    try:  # another machine's writer, or a name without a pid (earlier versions): go by age
+        return time.time() - entry.stat(follow_symlinks=False).st_mtime > FOREIGN_STALE_S
+    except OSError:
+        return False
+
+
 def remove_stale(directory: str | os.PathLike, name: str | None = None) -> int:
     """Remove kgalign temporaries in ``directory`` left by processes that are gone.
 
+    A temporary is stale when its writer (pid, on this host) no longer runs; one written on
+    another host, or without a pid, when it is older than ``FOREIGN_STALE_S``.
     ``name``: only those of one target name (``.NAME.*.tmp``); None: any target.
     Returns how many entries were removed. Never raises for a missing directory.
     """
@@ -78,7 +99,7 @@ def remove_stale(directory: str | os.PathLike, name: str | None = None) -> int:
         return 0
     for entry in entries:
         m = pattern.match(entry.name)
-        if m is None or (m.group(1) is not None and _pid_alive(int(m.group(1)))):
+        if m is None or not _is_stale(m, entry):
             continue
         try:
             if entry.is_dir(follow_symlinks=False):
@@ -141,6 +162,12 @@ def _probe_dir(directory: Path, label: str) -> None:
         os.unlink(tmp)
 
 
+def _check_name(p: Path, label: str) -> None:
+    # the temporary beside it adds ~30 characters to the name; most file systems allow 255 bytes
+    if len(p.name.encode("utf-8", "surrogateescape")) > 255 - 32:
+        raise InputError("file name too long (temporaries beside it need 32 more bytes of the 255 allowed)", label)
+
+
 def check_output_file(path: str | os.PathLike, what: str = "output") -> str:
     """Check an output file path before any work. Returns ``"file"`` (written atomically)
     or ``"stream"`` (a FIFO or character device, written in place; no sidecar files).
@@ -150,6 +177,7 @@ def check_output_file(path: str | os.PathLike, what: str = "output") -> str:
     """
     label = str(path)
     p = resolve_target(path)
+    _check_name(p, label)
     try:
         st = os.stat(p)
     except (FileNotFoundError, NotADirectoryError):
@@ -173,6 +201,7 @@ def check_output_dir(path: str | os.PathLike, what: str = "output directory") ->
     p = Path(path)
     if p.is_symlink() and not p.exists():
         raise InputError(f"is a dangling symbolic link (to {os.readlink(p)}); remove it or name another path", label)
+    _check_name(p, label)
     if p.exists():
         if not p.is_dir():
             raise InputError(f"exists and is not a directory; {what} must be a directory path", label)

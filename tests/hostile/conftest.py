@@ -48,9 +48,11 @@ def kg(*args, timeout: float = 90, input: str | None = None) -> subprocess.Compl
     return subprocess.CompletedProcess(list(args), res.exit_code, res.stdout, err)
 
 
-def start(*args, env: dict | None = None) -> subprocess.Popen:
+def start(*args, env: dict | None = None, stdin=None) -> subprocess.Popen:
     """Start ``kgalign ARGS`` in the background (for signals)."""
-    return subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or ENV, cwd=ROOT)
+    return subprocess.Popen(
+        [*CLI, *map(str, args)], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or ENV, cwd=ROOT
+    )
 
 
 def refused(p: subprocess.CompletedProcess, code: int, *names: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import torch
 from conftest import kg, refused
 
 from kgalign.errors import InputError, MissingResourceError
+from kgalign.fsutil import _HOST, FOREIGN_STALE_S
 from kgalign.training.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -116,13 +118,19 @@ def test_no_intact_checkpoint_names_the_damaged_file(tmp_path):
 def test_stale_save_temporaries_are_removed_and_live_ones_kept(tmp_path):
     d = tmp_path / "checkpoints"
     _save(d, 1)
-    dead = d / ".last.safetensors.999999999-abcdefgh.tmp"  # no such process
-    legacy = d / ".last.safetensors.k2j4h5g6.tmp"  # named before temporaries carried a pid
-    mine = d / f".last.safetensors.{os.getpid()}-zzzzzzzz.tmp"  # a save still going
-    for p in (dead, legacy, mine):
+    dead = d / f".last.safetensors.999999999-{_HOST}-abcdefgh.tmp"  # no such process on this host
+    mine = d / f".last.safetensors.{os.getpid()}-{_HOST}-zzzzzzzz.tmp"  # a save still going
+    old_legacy = d / ".last.safetensors.k2j4h5g6.tmp"  # named before temporaries carried a pid
+    new_legacy = d / ".last.safetensors.q2j4h5g6.tmp"
+    other_host = d / ".last.safetensors.1-ffffff-abcdefgh.tmp"  # its pid means nothing here: go by age
+    for p in (dead, mine, old_legacy, new_legacy, other_host):
         p.write_bytes(b"")
+    hours_ago = time.time() - 2 * FOREIGN_STALE_S
+    os.utime(old_legacy, (hours_ago, hours_ago))
     load_checkpoint(d)
-    assert not dead.exists() and not legacy.exists() and mine.exists()
-    mine.unlink()
+    assert not dead.exists() and not old_legacy.exists()
+    assert mine.exists() and new_legacy.exists() and other_host.exists()
+    for p in (mine, new_legacy, other_host):
+        p.unlink()
     _save(d, 2)
     assert sorted(p.name for p in d.iterdir()) == ["last.json", "last.safetensors", "prev.json", "prev.safetensors"]
