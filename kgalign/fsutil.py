@@ -205,7 +205,8 @@ def check_output_dir(path: str | os.PathLike, what: str = "output directory") ->
     if p.exists():
         if not p.is_dir():
             raise InputError(f"exists and is not a directory; {what} must be a directory path", label)
-        _probe_dir(p.parent if p.parent != p else p, label)
+        _probe_dir(p, label)  # files are written inside (resume) ...
+        _probe_dir(p.resolve().parent, label)  # ... or the directory is replaced beside itself (--force)
         return
     _probe_dir(_nearest_existing(p), label)
 

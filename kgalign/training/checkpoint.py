@@ -126,8 +126,8 @@ def _read_pair(directory: Path, name: str) -> tuple[tuple[dict, dict] | None, st
         meta = json.loads(js.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         return None, f"{js}: not valid JSON ({'empty file' if js.stat().st_size == 0 else exc})"
-    if not isinstance(meta, dict) or "epoch" not in meta:
-        return None, f"{js}: not a kgalign checkpoint (no epoch)"
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        return None, f"{js}: not a kgalign checkpoint (format is not {FORMAT})"
     try:
         from safetensors import safe_open
 
