@@ -16,8 +16,8 @@ from kgalign.data.store import Dataset
 from kgalign.data.terms import (
     DEFAULT_IMAGE_PREDICATES,
     DEFAULT_NAME_PREDICATES,
-    expects_number,
     image_source,
+    is_ill_typed,
     numeric_value,
     predicate_set,
 )
@@ -95,7 +95,7 @@ class GraphBuilder:
         self.attr_rows[row] = None
         if numeric is None and not lang:
             numeric = numeric_value(value, datatype, plain_numbers)
-            if numeric is None and expects_number(datatype):
+            if numeric is None and is_ill_typed(value, datatype):
                 self.ill_typed += 1
                 if self.ill_typed_example is None:
                     self.ill_typed_example = f"{value!r}^^<{datatype}> on {entity} {attribute}"

@@ -140,12 +140,19 @@ def numeric_value(lexical: str, datatype: str, plain_numbers: bool = False) -> f
     return None
 
 
-def expects_number(datatype: str) -> bool:
-    """True for the XSD numeric and date datatypes, whose lexical forms :func:`numeric_value` must parse."""
+def is_ill_typed(lexical: str, datatype: str) -> bool:
+    """True when an XSD numeric or date literal's value does not fit its datatype (``"abc"^^xsd:integer``).
+
+    ``INF``/``NaN`` doubles and numbers too large for a float are well-typed (they are just not kept as numbers).
+    """
     if not datatype.startswith(XSD):
         return False
-    local = datatype[len(XSD) :]
-    return local in _INT_TYPES or local in _FLOAT_TYPES or local in _DATE_TYPES
+    local, text = datatype[len(XSD) :], lexical.strip()
+    if local in _INT_TYPES or local in _FLOAT_TYPES:
+        if _NUMBER.match(text):
+            return False
+        return not (local in ("double", "float") and text in ("INF", "+INF", "-INF", "NaN"))
+    return local in _DATE_TYPES and parse_date(text) is None
 
 
 _TYPED = re.compile(r'^"?(.*?)"?\^\^<([^<>]*)>$', re.S)
