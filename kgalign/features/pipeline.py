@@ -454,6 +454,14 @@ def compute_features(
     _guard_torchvision()
     ds = load_dataset(dataset_path)
     remove_stale(store.features_dir(ds.path))  # temporaries of a killed run
+    try:
+        store.read_manifest(ds.path)
+    except InputError as exc:
+        if not opts.force:
+            raise
+        # --force recomputes everything: a damaged manifest of our own derived files is simply started afresh
+        log.warning("%s; starting a new features manifest", exc)
+        (store.features_dir(ds.path) / store.MANIFEST).unlink()
     why_not = supported(ds, opts)
     explicit = modalities is not None
     if explicit:

@@ -134,3 +134,12 @@ def test_stale_save_temporaries_are_removed_and_live_ones_kept(tmp_path):
         p.unlink()
     _save(d, 2)
     assert sorted(p.name for p in d.iterdir()) == ["last.json", "last.safetensors", "prev.json", "prev.safetensors"]
+
+
+def test_a_damaged_features_manifest_is_named_and_force_recovers(ds):
+    m = ds / "features" / "manifest.json"
+    _truncate(m)
+    refused(kg("features", ds, "--modalities", "relation"), 2, m, "--force")
+    r = kg("features", ds, "--modalities", "relation,attribute", "--force", "-q")
+    assert r.returncode == 0, r.stderr
+    assert kg("info", ds, "--check").returncode == 0
