@@ -17,7 +17,7 @@ from kgalign.data.builder import GraphBuilder, assemble
 from kgalign.data.layouts import Intake, import_mclea, import_mmkg, import_openea, import_openke, read_link_tsv
 from kgalign.data.links import resolve_links
 from kgalign.data.rdf import read_rdf
-from kgalign.data.sources import Problems, Source
+from kgalign.data.sources import FORMATS, Problems, Source
 from kgalign.data.split import LEGACY_SEED, METHODS, legacy_split, random_split
 from kgalign.data.store import SPLITS, Dataset, write_dataset
 from kgalign.data.terms import (
@@ -189,6 +189,8 @@ def check_options(opts: IngestOptions) -> None:
         raise InputError(f"--seed must be an integer in [0, 2^63), got {opts.seed}")
     if opts.fold < 1:
         raise InputError(f"--fold must be at least 1, got {opts.fold}")
+    if opts.default_format is not None and opts.default_format not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}; got {opts.default_format!r}")
     if opts.split is not None and opts.split not in METHODS:
         raise InputError(f"unknown split {opts.split!r}; choose one of {', '.join(METHODS)}")
     for kind, _ in opts.layouts:

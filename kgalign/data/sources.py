@@ -120,6 +120,8 @@ class Source:
     @classmethod
     def from_arg(cls, arg: str, default_format: str | None = None) -> "Source":
         """``PATH``, ``-`` (stdin) or ``FORMAT:PATH`` (e.g. ``tsv:edges.txt``)."""
+        if not arg.strip():
+            raise InputError("an input file name is empty")
         fmt = None
         head, sep, rest = arg.partition(":")
         if sep and head.lower() in FORMATS + ("openke",):

@@ -128,12 +128,15 @@ def _export_links(
     """Write a link file (stdout when ``output`` is None) and its provenance sidecar."""
     from kgalign.export.exporting import dataset_iri, default_provenance_path, require_format, select_links, write_links, write_provenance
     from kgalign.export.provenance import ProvenanceInfo
-    from kgalign.export.rdfterms import TermPolicy, expand_predicate
+    from kgalign.export.rdfterms import TermPolicy, expand_predicate, is_absolute_iri
     from kgalign.export.writers import ExportOptions
     from kgalign.fsutil import check_output_file
 
     require_format(fmt)
     pred_iri = expand_predicate(predicate)
+    for flag, value in (("--license", license), ("--mapping-set-id", mapping_set_id)):
+        if value and not is_absolute_iri(value):
+            raise InputError(f"{flag} must be an absolute IRI, got {value!r}")
     # check every output path before any work; a FIFO or device target gets no sidecar beside it
     out_kind = check_output_file(output, "the link file") if output is not None else "stream"
     if provenance is not None and write_prov:

@@ -105,6 +105,7 @@ def test_an_ill_typed_literal_is_kept_as_text_with_a_warning_naming_the_file(tmp
         (["--fold", "0"], "--fold"),
         (["--split", "sideways"], "sideways"),
         (["--layout", "gcn:x"], "jape"),
+        (["--format", "foo"], "--format"),
     ],
 )
 def test_out_of_range_options_are_refused_before_reading(tmp_path, flags, named):
@@ -157,3 +158,19 @@ def test_align_refuses_nan_thresholds_and_sizes_below_one(tmp_path, run_dir, fla
     out = tmp_path / "pred.tsv"
     refused(kg("align", run_dir, "-o", out, *flags), 2, flags[0])
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--mapping-set-id", "not an iri", "-f", "sssom"], "--mapping-set-id"),
+        (["--license", "x", "-f", "sssom"], "--license"),
+        (["--predicate", "a b"], "a b"),
+        (["--base-kg1", "x y"], "--base-kg1"),
+        (["--format", "docx"], "docx"),
+    ],
+)
+def test_export_refuses_bad_options_before_writing(tmp_path, run_dir, flags, named):
+    out = tmp_path / "links.out"
+    refused(kg("export", run_dir, "-o", out, *flags), 2, named)
+    assert list(tmp_path.iterdir()) == []
