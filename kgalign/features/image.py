@@ -32,14 +32,16 @@ class FeatureCache:
     def _path(self, sha: str) -> Path:
         return self.root / sha[:2] / f"{sha}.npy"
 
-    def get(self, sha: str) -> np.ndarray | None:
+    def get(self, sha: str, dim: int | None = None) -> np.ndarray | None:
+        """The cached vector, or None when absent, unreadable or not of shape ``(dim,)``."""
         p = self._path(sha)
         if not p.is_file():
             return None
         try:
-            return np.load(p, allow_pickle=False)
-        except (OSError, ValueError):
+            vec = np.load(p, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
             return None
+        return vec if dim is None or vec.shape == (dim,) else None
 
     def put(self, sha: str, vec: np.ndarray) -> None:
         with atomic_path(self._path(sha), tmp_dir=self.tmp) as tmp:
@@ -64,7 +66,8 @@ def encode_images(
     """Encode ``(sha256, file path)`` items not yet in ``cache``. Returns {sha: reason} for failures."""
     import torch
 
-    todo = [(s, p) for s, p in dict(items).items() if not cache._path(s).is_file()]
+    # a cached vector that cannot be read (truncated by a crash, edited) is encoded again, not reported as failed
+    todo = [(s, p) for s, p in dict(items).items() if cache.get(s, encoder.dim) is None]
     failed: dict[str, str] = {}
     with Progress(len(todo), "image features", enabled=progress) as bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for i in range(0, len(todo), batch_size):

@@ -143,3 +143,25 @@ def test_a_damaged_features_manifest_is_named_and_force_recovers(ds):
     r = kg("features", ds, "--modalities", "relation,attribute", "--force", "-q")
     assert r.returncode == 0, r.stderr
     assert kg("info", ds, "--check").returncode == 0
+
+
+def test_a_truncated_cached_image_vector_is_encoded_again(ds, tmp_path):
+    from conftest import EXAMPLES
+
+    from kgalign.data.store import file_record
+
+    image = sorted((EXAMPLES / "images" / "kg1").iterdir())[0]
+    (ds / "images.tsv").write_text(f"entity\tsource\n0\t{image}\n", encoding="utf-8")
+    m = json.loads((ds / "manifest.json").read_text(encoding="utf-8"))
+    m["files"]["images.tsv"] = file_record(ds / "images.tsv")
+    (ds / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    cache = tmp_path / "cache"
+    args = ("features", ds, "--modalities", "image", "--image-model", "pixels", "--cache-dir", cache, "-q", "--force")
+    assert kg(*args).returncode == 0
+    (vec,) = [p for p in (cache / "image-features").rglob("*.npy")]
+    _truncate(vec)
+    r = kg(*args)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((ds / "features" / "image_report.json").read_text(encoding="utf-8"))
+    assert report["failures"] == [] and report["coverage"]["kg1"]["with_image_feature"] == 1
+    assert np.load(vec).shape == (832,)
