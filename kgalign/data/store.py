@@ -186,8 +186,20 @@ def _vocab_rows(terms: list[str], kgs: np.ndarray):
 
 
 def write_dataset(ds: Dataset, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write ``ds`` to ``out_dir`` atomically (temporary directory, then rename)."""
+    """Write ``ds`` to ``out_dir`` atomically (temporary directory, then rename).
+
+    A write error (disk full, quota) is one InputError naming ``out_dir``; nothing is left behind.
+    """
     out_dir = Path(out_dir)
+    try:
+        return _write_dataset(ds, out_dir, overwrite)
+    except (FileExistsError, InputError):
+        raise
+    except OSError as exc:
+        raise InputError(f"cannot write the dataset: {exc.strerror or exc}", str(out_dir)) from None
+
+
+def _write_dataset(ds: Dataset, out_dir: Path, overwrite: bool) -> Path:
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         _write_tsv(tmp / "entities.tsv", ["id", "kg", "term"], _vocab_rows(ds.entities, ds.entity_kg))
         _write_tsv(tmp / "relations.tsv", ["id", "kg", "term"], _vocab_rows(ds.relations, ds.relation_kg))

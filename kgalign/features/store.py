@@ -55,7 +55,19 @@ def _file_record(path: Path) -> dict:
 
 
 def save_feature(dataset_path: str | os.PathLike, name: str, matrix: np.ndarray, mask: np.ndarray, meta: dict | None = None) -> None:
-    """Store one modality. ``meta`` (featurizer, parameters, ...) goes to the manifest."""
+    """Store one modality. ``meta`` (featurizer, parameters, ...) goes to the manifest.
+
+    A write error (disk full) is one InputError naming the features folder; the old files stay.
+    """
+    try:
+        _save_feature(dataset_path, name, matrix, mask, meta)
+    except InputError:
+        raise
+    except OSError as exc:
+        raise InputError(f"cannot write the {name} features: {exc.strerror or exc}", str(features_dir(dataset_path))) from None
+
+
+def _save_feature(dataset_path, name: str, matrix: np.ndarray, mask: np.ndarray, meta: dict | None) -> None:
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     mask = np.ascontiguousarray(mask, dtype=bool)
     if matrix.ndim != 2 or mask.shape != (matrix.shape[0],):

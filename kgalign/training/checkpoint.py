@@ -104,14 +104,31 @@ def _looks_intact(directory: Path, name: str) -> bool:
 
 
 def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], meta: dict, name: str = "last") -> None:
-    """Write ``NAME.safetensors`` then ``NAME.json`` atomically, tied by a token; keep the previous pair as prev.*."""
+    """Write ``NAME.safetensors`` then ``NAME.json`` atomically, tied by a token; keep the previous pair as prev.*.
+
+    A write error (disk full) is one InputError naming the folder; the checkpoints already there stay intact.
+    """
     directory = Path(directory)
+    try:
+        _save(directory, tensors, meta, name)
+    except InputError:
+        raise
+    except OSError as exc:
+        raise InputError(f"cannot write the checkpoint: {exc.strerror or exc}", str(directory)) from None
+
+
+def _save(directory: Path, tensors: dict[str, torch.Tensor], meta: dict, name: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if name == "last" and _looks_intact(directory, name):
         _keep_previous(directory, name)
     token = secrets.token_hex(8)
     with atomic_path(directory / f"{name}.safetensors") as tmp:
-        save_file({k: _plain(v) for k, v in tensors.items()}, str(tmp), metadata={"token": token, "format": FORMAT})
+        try:
+            save_file({k: _plain(v) for k, v in tensors.items()}, str(tmp), metadata={"token": token, "format": FORMAT})
+        except Exception as exc:  # safetensors reports I/O errors (disk full) as its own type
+            if "I/O error" not in str(exc):
+                raise
+            raise OSError(str(exc).split("I/O error: ", 1)[-1]) from None
     meta = dict(meta, token=token, format=FORMAT)
     atomic_write_text(directory / f"{name}.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
 

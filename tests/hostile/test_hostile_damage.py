@@ -165,3 +165,15 @@ def test_a_truncated_cached_image_vector_is_encoded_again(ds, tmp_path):
     report = json.loads((ds / "features" / "image_report.json").read_text(encoding="utf-8"))
     assert report["failures"] == [] and report["coverage"]["kg1"]["with_image_feature"] == 1
     assert np.load(vec).shape == (832,)
+
+
+def test_a_checkpoint_save_onto_a_full_disk_keeps_the_old_one(tmp_path):
+    from test_hostile_paths import small_tmpfs
+
+    with small_tmpfs(tmp_path / "small", "64k") as disk:
+        _save(disk, 1)
+        with pytest.raises(InputError, match="space"):
+            save_checkpoint(disk, {"model.w": torch.zeros(40000)}, {"epoch": 2})
+        tensors, meta = load_checkpoint(disk)
+        assert meta["epoch"] == 1
+        assert not [p for p in disk.iterdir() if p.name.endswith(".tmp")]

@@ -194,3 +194,13 @@ def test_atomic_writes_refuse_non_regular_targets_and_follow_links(tmp_path):
         check_output_file(tmp_path)
     with pytest.raises(InputError, match="not a directory"):
         check_output_dir(real)
+
+
+def test_ingest_onto_a_full_disk_leaves_nothing(tmp_path):
+    from conftest import write_graphs
+
+    p = write_graphs(tmp_path / "in", n=3000)
+    with small_tmpfs(tmp_path / "small", "32k") as disk:
+        line = refused(kg(*ingest_args(p, disk / "ds")), 2, disk)
+        assert "space" in line.lower()
+        assert os.listdir(disk) == []
