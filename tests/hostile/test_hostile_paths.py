@@ -90,6 +90,8 @@ def _fix_manifest_size(ds: Path, name: str) -> None:
 
 
 def test_export_to_a_character_device_streams_and_never_replaces_it(tmp_path, run_dir):
+    if not (os.path.exists("/dev/null") and os.path.exists("/dev/full")):
+        pytest.skip("no /dev/null or /dev/full here")
     r = kg_proc("export", run_dir, "--format", "nt", "-o", "/dev/null")
     assert r.returncode == 0, r.stderr
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
