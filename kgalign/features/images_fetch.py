@@ -155,10 +155,33 @@ def address_problem(ip: str) -> str | None:
     return None
 
 
-def resolve_checked(host: str, port: int, cfg: FetchConfig) -> list[str]:
-    """Resolve ``host`` and return the IPs to connect to; refuse private ones."""
+def _getaddrinfo(host: str, port: int, limit: float | None):
+    """``socket.getaddrinfo`` within ``limit`` seconds: the system resolver has no timeout of its own,
+    so it runs in a daemon thread that is abandoned when the limit passes."""
+    if limit is None:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    box: dict = {}
+
+    def look_up():
+        try:
+            box["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+
+    t = threading.Thread(target=look_up, name="kgalign-resolve", daemon=True)
+    t.start()
+    t.join(max(0.0, limit))
+    if t.is_alive():
+        raise FetchError(f"timed out resolving host {host!r}")
+    if "error" in box:
+        raise box["error"]
+    return box["infos"]
+
+
+def resolve_checked(host: str, port: int, cfg: FetchConfig, limit: float | None = None) -> list[str]:
+    """Resolve ``host`` (within ``limit`` seconds) and return the IPs to connect to; refuse private ones."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _getaddrinfo(host, port, limit)
     except socket.gaierror as exc:
         raise FetchError(f"cannot resolve host {host!r}: {exc.strerror or exc}", retry=exc.errno == socket.EAI_AGAIN) from None
     ips = []
@@ -336,7 +359,7 @@ def _connection(url: str, cfg: FetchConfig, deadline: _Deadline) -> tuple[http.c
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:
         raise FetchError(f"invalid port in URL: {url}") from None
-    ips = resolve_checked(host, port, cfg)
+    ips = resolve_checked(host, port, cfg, deadline.left())
     timeout = max(0.01, min(cfg.timeout, deadline.left()))
     if scheme == "https":
         conn: http.client.HTTPConnection = _PinnedHTTPS(host, port, ips, timeout, _tls_context(cfg))

@@ -152,3 +152,16 @@ def test_sigkill_during_features_then_a_rerun_matches_an_uninterrupted_run(tmp_p
     no_temporaries(ds)
     for name in ("relation.npy", "attribute.npy", "numeric.npy", "numeric.mask.npy"):
         assert filecmp.cmp(ref / "features" / name, ds / "features" / name, shallow=False), name
+
+
+def test_a_hanging_resolver_is_bounded_by_the_deadline(monkeypatch):
+    """The system resolver has no timeout; no slow DNS server can run offline, so this one stands in for it."""
+    import socket as socket_mod
+
+    from kgalign.features import images_fetch
+
+    monkeypatch.setattr(socket_mod, "getaddrinfo", lambda *a, **k: time.sleep(30))
+    t = time.monotonic()
+    with pytest.raises(images_fetch.FetchError, match="timed out resolving"):
+        images_fetch.resolve_checked("slow.example", 80, images_fetch.FetchConfig(), limit=0.3)
+    assert time.monotonic() - t < 2
