@@ -10,8 +10,10 @@ Exit codes: 0 success, 1 internal error, 2 bad input, 3 missing resource,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -74,8 +76,26 @@ def show_progress(quiet: bool) -> bool:
     return (not quiet) and sys.stderr.isatty()
 
 
+def _stop_now(code: int) -> None:
+    """Exit with ``code``; at once when worker threads (e.g. a download blocked in a read) are still alive,
+    since the interpreter would otherwise wait for them at exit."""
+    import threading
+
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.stderr.flush()
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        os._exit(code)
+    raise typer.Exit(code)
+
+
 def run_guarded(fn, *args, **kwargs):
-    """Call library code; turn kgalign errors into one message and an exit code."""
+    """Call library code; turn every error into one message and an exit code (never a traceback).
+
+    kgalign errors carry their code; a file that already exists, a full disk or an unusable path
+    is 2; Ctrl-C is 130 (writers have removed their temporaries by then); anything else is an
+    internal error, 1, whose traceback ``-v`` shows.
+    """
     try:
         return fn(*args, **kwargs)
     except KgalignError as exc:
@@ -85,8 +105,20 @@ def run_guarded(fn, *args, **kwargs):
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130) from None
+        typer.echo("interrupted: nothing half-written was left; run the command again to continue (train: add --resume)", err=True)
+        _stop_now(130)
+    except BrokenPipeError:
+        raise  # stdout's reader went away: the command decides (export exits 141 quietly)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    except (typer.Exit, SystemExit):
+        raise
+    except Exception as exc:
+        log.debug("internal error", exc_info=True)
+        typer.echo(f"internal error: {type(exc).__name__}: {exc} (run with -v for details; please report it)", err=True)
+        raise typer.Exit(1) from None
 
 
 def emit_json(obj) -> None:
@@ -152,7 +184,10 @@ def ingest_cmd(
     underscores: bool = typer.Option(False, "--underscores-to-spaces", help="Names in name TSVs: '_' becomes ' ' (Wikipedia-style)."),
     links: List[str] = typer.Option([], "--links", metavar="FILE", help="Reference links: TSV (kg1, kg2) or RDF owl:sameAs. Repeatable."),
     layout: List[str] = typer.Option(
-        [], "--layout", metavar="KIND:PATH", help="Benchmark layout: mclea:DIR, openea:DIR or mmkg:DIR. Repeatable; read first, in order."
+        [],
+        "--layout",
+        metavar="KIND:PATH",
+        help="Benchmark layout: mclea:DIR (also jape:, gcn-align:, dbp15k:), openea:DIR or mmkg:DIR. Repeatable; read first, in order.",
     ),
     mmkg_pair: Optional[str] = typer.Option(None, "--mmkg-pair", help="Graphs of an mmkg layout, KG1-KG2, e.g. DB15K-FB15K."),
     mmkg_images: Optional[Path] = typer.Option(
@@ -164,11 +199,11 @@ def ingest_cmd(
     name_predicate: List[str] = typer.Option(
         [],
         "--name-predicate",
-        metavar="FILE",
+        metavar="IRI",
         help="Name predicate (IRI or rdfs:/skos:/schema:/foaf: CURIE); replaces the defaults. Repeatable.",
     ),
     image_predicate: List[str] = typer.Option(
-        [], "--image-predicate", metavar="FILE", help="Image predicate; replaces the defaults. Repeatable."
+        [], "--image-predicate", metavar="IRI", help="Image predicate; replaces the defaults. Repeatable."
     ),
     split: Optional[str] = typer.Option(
         None, "--split", help="random (default), legacy (MEAformer family: RandomState(42) shuffle, no valid), or given (split files)."
@@ -199,10 +234,12 @@ def ingest_cmd(
     from kgalign.errors import InputError
 
     def parse_layout(item: str):
+        from kgalign.data.ingest import LAYOUT_HELP, layout_kind
+
         kind, sep, path = item.partition(":")
-        if not sep or kind not in ("mclea", "openea", "mmkg") or not path:
-            raise InputError(f"--layout wants KIND:PATH with KIND mclea, openea or mmkg; got {item!r}")
-        return kind, path
+        if not sep or layout_kind(kind) is None or not path:
+            raise InputError(f"--layout wants KIND:PATH with KIND {LAYOUT_HELP}; got {item!r}")
+        return layout_kind(kind), path
 
     def build():
         if sum(x == "-" for x in [*kg1, *kg2, *links]) > 1:
@@ -247,24 +284,45 @@ def ingest_cmd(
 @app.command("info")
 def info_cmd(
     dataset: Path = typer.Argument(..., help="Dataset directory written by `kgalign ingest`."),
+    check: bool = typer.Option(
+        False, "--check", help="Full check: sha256 of every file, every row parsed, every id in range, and the stored features."
+    ),
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ):
     """Print a dataset's statistics (entities, relations, triples, names, images, links per split).
 
+    Every data file is checked to be there with the size ingest recorded; --check also verifies
+    checksums and contents. A damaged file is named, with exit status 2.
+
     Example:
 
       kgalign info ds --json
+
+      kgalign info ds --check
     """
     setup_logging(quiet, verbose)
     from kgalign.data.info import info_dict, info_text
 
-    info = run_guarded(info_dict, dataset)
+    def gather():
+        info = info_dict(dataset, check=check)
+        if check:
+            from kgalign.data.store import load_dataset
+            from kgalign.features.store import check_features
+
+            n = load_dataset(dataset).num_entities
+            info["check"] = {"dataset": "ok", "features": check_features(dataset, n)}
+        return info
+
+    info = run_guarded(gather)
     if as_json:
         emit_json(info)
     else:
         typer.echo(info_text(info))
+        if check:
+            feats = ", ".join(info["check"]["features"]) or "none stored"
+            typer.echo(f"check: dataset ok (checksums, rows, ids); features ok: {feats}")
 
 
 # ---------------------------------------------------------------- features
@@ -340,7 +398,10 @@ def features_cmd(
     ),
     allow_private: bool = typer.Option(False, "--allow-private-addresses", help="Allow image URLs on loopback/private/link-local hosts."),
     workers: int = typer.Option(16, "--workers", min=1, help="Concurrent image downloads."),
-    timeout: float = typer.Option(10.0, "--timeout", min=0.01, help="Connect/read timeout per request, seconds."),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.01, help="Connect/read inactivity timeout, seconds."),
+    total_timeout: float = typer.Option(
+        60.0, "--total-timeout", min=0.1, help="Whole download of one image (all attempts, redirects and waits), seconds."
+    ),
     retries: int = typer.Option(3, "--retries", min=0, help="Retries on connection errors, timeouts, 5xx and 429."),
     max_bytes: int = typer.Option(20 * 1024 * 1024, "--max-bytes", min=1, help="Largest image accepted, bytes."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -376,6 +437,7 @@ def features_cmd(
             allow_private_addresses=allow_private,
             workers=workers,
             timeout=timeout,
+            total_timeout=total_timeout,
             retries=retries,
             max_bytes=max_bytes,
             device=device,
@@ -473,6 +535,9 @@ def train_cmd(
     setup_logging(quiet, verbose)
 
     def _go():
+        from kgalign.fsutil import check_output_dir
+
+        check_output_dir(output, "the run directory (-o)")  # before loading anything (torch included)
         from kgalign.training.pipeline import Trainer
         from kgalign.training.settings import build_config
 
@@ -531,9 +596,12 @@ def _thresholds(text: Optional[str]):
     if text is None:
         return None
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise InputError(f"--thresholds must be comma-separated numbers, got {text!r}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise InputError(f"--thresholds must be comma-separated finite numbers, got {text!r}")
+    return values
 
 
 @app.command("evaluate")
@@ -826,8 +894,13 @@ def review_cmd(
         server.server_close()
 
 
-def main() -> None:  # pragma: no cover - console entry
-    app()
+def main() -> None:
+    """Console entry: a Ctrl-C even before a command runs (while modules import) exits 130."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":  # pragma: no cover

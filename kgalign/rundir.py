@@ -249,6 +249,8 @@ def open_run(run: str | os.PathLike, dataset: str | os.PathLike | None = None) -
     if dataset is None:
         if not config.get("dataset"):
             raise InputError('no "dataset" path in the run config (pass --dataset)', str(cfg_path))
+        if not isinstance(config["dataset"], str):
+            raise InputError(f'"dataset" must be a path, found {config["dataset"]!r}', str(cfg_path))
         dataset = config["dataset"]
     ds_path = Path(dataset)
     if not ds_path.is_absolute():

@@ -76,9 +76,9 @@ def test_nt_escaping_rules():
     assert nt_iri("http://a.org/x") == "<http://a.org/x>"
     assert nt_iri('http://a/ b"<>{}|^`\\') == "<http://a/\\u0020b\\u0022\\u003C\\u003E\\u007B\\u007D\\u007C\\u005E\\u0060\\u005C>"
     assert nt_iri("http://a/\u00fc\u65e5") == "<http://a/\u00fc\u65e5>"  # non-ASCII stays UTF-8
-    assert nt_bnode("b1") == "_:b1" and nt_bnode("a.b") == "_:a.b"
-    assert nt_bnode("weird label!") == "_:kgx" + "weird label!".encode().hex()
-    assert nt_bnode("ends.") == "_:kgx" + b"ends.".hex()
+    assert nt_bnode("b1", 1) == "_:k1bb1" and nt_bnode("a.b", 2) == "_:k2ba.b"
+    assert nt_bnode("weird label!", 1) == "_:k1x" + "weird label!".encode().hex()
+    assert nt_bnode("ends.", 2) == "_:k2x" + b"ends.".hex()
 
 
 def test_tsv_and_jsonl_parse_back(tmp_path, table):

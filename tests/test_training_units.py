@@ -132,6 +132,10 @@ def test_checkpoint_token_mismatch_is_detected(tmp_path):
     first = (tmp_path / "last.json").read_text()
     save_checkpoint(tmp_path, {"a": torch.ones(2)}, {"epoch": 2})
     (tmp_path / "last.json").write_text(first)  # as if the second save died between the two files
+    tensors, meta = load_checkpoint(tmp_path)  # the previous checkpoint is still intact: it is used
+    assert meta["epoch"] == 1 and torch.equal(tensors["a"], torch.zeros(2))
+    for f in ("prev.json", "prev.safetensors"):
+        (tmp_path / f).unlink()
     with pytest.raises(InputError, match="different saves"):
         load_checkpoint(tmp_path)
 

@@ -17,6 +17,7 @@ from kgalign.data.terms import (
     DEFAULT_IMAGE_PREDICATES,
     DEFAULT_NAME_PREDICATES,
     image_source,
+    is_ill_typed,
     numeric_value,
     predicate_set,
 )
@@ -40,6 +41,9 @@ class GraphBuilder:
         self.names: dict[tuple, None] = {}  # (e, text, lang)
         self.images: dict[tuple, None] = {}  # (e, source)
         self.duplicate_attribute_triples = 0
+        # literals whose XSD numeric/date datatype does not fit the value ("abc"^^xsd:integer): kept as text
+        self.ill_typed = 0
+        self.ill_typed_example: str | None = None
 
     # ---- vocabularies ------------------------------------------------------
     def entity(self, term: str) -> int:
@@ -91,6 +95,10 @@ class GraphBuilder:
         self.attr_rows[row] = None
         if numeric is None and not lang:
             numeric = numeric_value(value, datatype, plain_numbers)
+            if numeric is None and is_ill_typed(value, datatype):
+                self.ill_typed += 1
+                if self.ill_typed_example is None:
+                    self.ill_typed_example = f"{value!r}^^<{datatype}> on {entity} {attribute}"
         if numeric is not None:
             self.num_rows[(e, a, numeric)] = None
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
-from kgalign.data.store import FORMAT_NAME, FORMAT_VERSION, SPLITS
-from kgalign.errors import InputError, MissingResourceError
+from kgalign.data.store import SPLITS, check_files, load_dataset, read_manifest
 
 ROWS = (
     "entities",
@@ -21,27 +18,14 @@ ROWS = (
 )
 
 
-def read_manifest(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    mpath = path / "manifest.json"
-    if not mpath.is_file():
-        raise MissingResourceError(f"{path}: not a kgalign dataset (no manifest.json); create one with `kgalign ingest`")
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg}", str(mpath), exc.lineno) from None
-    if manifest.get("format") != FORMAT_NAME:
-        raise InputError(f"manifest format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}", str(mpath))
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-        raise InputError(
-            f"dataset format version {manifest['format_version']} is newer than this kgalign supports ({FORMAT_VERSION}); upgrade kgalign",
-            str(mpath),
-        )
-    return manifest
-
-
-def info_dict(path: str | os.PathLike) -> dict:
+def info_dict(path: str | os.PathLike, check: bool = False) -> dict:
+    """The manifest's statistics. Always checks that every data file is there with its recorded
+    size; ``check`` also compares sha256 checksums, parses every file and checks every id,
+    so a damaged dataset is named here, not in `train` (the CLI checks the features too)."""
     m = read_manifest(path)
+    check_files(path, m, checksums=check)
+    if check:
+        load_dataset(path, checksums=True)
     return {
         "path": os.path.abspath(path),
         "format_version": m.get("format_version"),

@@ -96,27 +96,7 @@ def import_mclea(path: Path, g1: GraphBuilder, g2: GraphBuilder, problems: Probl
     shared_rel = _first(path, "rel_ids")
     rel_shared = _read_ids(shared_rel, problems, intake, "relations", None) if shared_rel else None
     for kg in (1, 2):
-        g, eids = graphs[kg], ids[kg]
-        relp = _first(path, f"rel_ids_{kg}", f"rel_ids{kg}")
-        rels = _read_ids(relp, problems, intake, "relations", kg) if relp else rel_shared
-        if relp:  # a per-graph relation list is that graph's vocabulary, used or not
-            for i in sorted(rels):
-                g.relation(rels[i])
-        tp = _first(path, f"triples_{kg}")
-        if tp is None:
-            intake.notes.setdefault("missing_files", []).append(f"triples_{kg}")
-            continue
-        src = None
-        for src, lineno, (h, r, t, *rest) in _triples(tp, problems):
-            if h not in eids or t not in eids:
-                problems.bad(f"entity id {h if h not in eids else t} is not in ent_ids_{kg}", src.label, lineno)
-                continue
-            if rels is not None and r not in rels:
-                problems.bad(f"relation id {r} is not in the relation id file", src.label, lineno)
-                continue
-            g.add_relation(eids[h], rels[r] if rels is not None else str(r), eids[t])
-        if src is not None:
-            intake.used(src, "relation_triples", kg, "tsv")
+        _mclea_triples(path, kg, graphs[kg], ids[kg], rel_shared, problems, intake)
     # gold links and the split files some releases ship
     lp = _first(path, "ill_ent_ids", "ref_ent_ids")
     if lp is not None:
@@ -132,6 +112,30 @@ def import_mclea(path: Path, g1: GraphBuilder, g2: GraphBuilder, problems: Probl
     pf = _first(path, "attr")
     if pf is not None:
         _pathfusion_attr(pf, graphs, ids, owner, problems, intake)
+
+
+def _mclea_triples(path: Path, kg: int, g: GraphBuilder, eids: dict, rel_shared, problems: Problems, intake: Intake) -> None:
+    """``triples_KG`` of an id layout, with its relation vocabulary (per graph, else shared)."""
+    relp = _first(path, f"rel_ids_{kg}", f"rel_ids{kg}")
+    rels = _read_ids(relp, problems, intake, "relations", kg) if relp else rel_shared
+    if relp:  # a per-graph relation list is that graph's vocabulary, used or not
+        for i in sorted(rels):
+            g.relation(rels[i])
+    tp = _first(path, f"triples_{kg}")
+    if tp is None:
+        intake.notes.setdefault("missing_files", []).append(f"triples_{kg}")
+        return
+    src = None
+    for src, lineno, (h, r, t, *_) in _triples(tp, problems):
+        if h not in eids or t not in eids:
+            problems.bad(f"entity id {h if h not in eids else t} is not in ent_ids_{kg}", src.label, lineno)
+            continue
+        if rels is not None and r not in rels:
+            problems.bad(f"relation id {r} is not in the relation id file", src.label, lineno)
+            continue
+        g.add_relation(eids[h], rels[r] if rels is not None else str(r), eids[t])
+    if src is not None:
+        intake.used(src, "relation_triples", kg, "tsv")
 
 
 def _triples(path: Path, problems: Problems):
@@ -163,7 +167,7 @@ def _training_attrs(path: Path, g: GraphBuilder, kg: int, problems: Problems, in
     """``entity \\t attr \\t attr ...``: keys only (values were dropped upstream)."""
     src = Source(str(path))
     unknown = 0
-    for lineno, f in tsv_rows(src, problems, 1, None, " (entity, attributes...)"):
+    for _lineno, f in tsv_rows(src, problems, 1, None, " (entity, attributes...)"):
         ent = plain_term(f[0].strip())
         if ent not in g.ent:
             unknown += 1
@@ -317,27 +321,7 @@ def import_mmkg(
             intake.used(src, "attribute_triples", kg, "mmkg")
         ii = d / f"{name}_ImageIndex.txt"
         if ii.is_file():
-            src = Source(str(ii))
-            ents, resolved, missing = set(), 0, 0
-            for _, f in read_pairs(src, problems, " (entity, image id)"):
-                ent = _mmkg_term(f[0].strip(), name)
-                g.entity(ent)
-                ents.add(ent)
-                if images is not None:
-                    file = images.get(f[1].strip())
-                    if file is None:
-                        missing += 1
-                    else:
-                        g.add_image(ent, file)
-                        resolved += 1
-            coverage[f"kg{kg}"] = {
-                "image_index": src.label,
-                "entities_with_image_id": len(ents),
-                "image_ids_resolved": resolved,
-                "image_ids_without_file": missing,
-                "image_dir": os.path.abspath(image_dir) if image_dir else None,
-            }
-            intake.used(src, "image_index", kg, "mmkg")
+            coverage[f"kg{kg}"] = _mmkg_image_index(ii, name, kg, g, images, image_dir, problems, intake)
     if coverage:
         intake.notes["mmkg_image_index"] = coverage
     # SameAsLink: "fb_mid <SameAs> <other_uri> ." lives in the non-FB graph's folder
@@ -346,7 +330,7 @@ def import_mmkg(
         raise MissingResourceError(f"{path}: no SameAsLink file for {pair}")
     other = link_file.parent.name
     src = Source(str(link_file))
-    for lineno, (s, p, o) in _spaced_rows(src, problems):
+    for lineno, (s, _, o) in _spaced_rows(src, problems):
         # subject is the FB15K mid, object the entity of the graph whose folder holds the file
         if names[0] == other:
             t1, t2 = _mmkg_term(o, names[0]), _mmkg_term(s, names[1])
@@ -356,6 +340,31 @@ def import_mmkg(
         g2.entity(t2)
         intake.links.append((t1, t2, src.label, lineno))
     intake.used(src, "links", None, "mmkg")
+
+
+def _mmkg_image_index(ii: Path, name: str, kg: int, g: GraphBuilder, images, image_dir, problems: Problems, intake: Intake) -> dict:
+    """``NAME_ImageIndex.txt``: entity -> image id, resolved to files of ``image_dir`` when given."""
+    src = Source(str(ii))
+    ents, resolved, missing = set(), 0, 0
+    for _, f in read_pairs(src, problems, " (entity, image id)"):
+        ent = _mmkg_term(f[0].strip(), name)
+        g.entity(ent)
+        ents.add(ent)
+        if images is not None:
+            file = images.get(f[1].strip())
+            if file is None:
+                missing += 1
+            else:
+                g.add_image(ent, file)
+                resolved += 1
+    intake.used(src, "image_index", kg, "mmkg")
+    return {
+        "image_index": src.label,
+        "entities_with_image_id": len(ents),
+        "image_ids_resolved": resolved,
+        "image_ids_without_file": missing,
+        "image_dir": os.path.abspath(image_dir) if image_dir else None,
+    }
 
 
 # ---- OpenKE (one graph) -----------------------------------------------------------

@@ -168,6 +168,47 @@ def _read_oxigraph(src: Source, fmt: str, problems: Problems) -> Iterator[Statem
         fh.close()
 
 
+def _context_references(node, found: list) -> None:
+    """Collect every ``@context`` / ``@import`` value that names another document (a string)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "@context":
+                for ctx in value if isinstance(value, list) else [value]:
+                    if isinstance(ctx, str):
+                        found.append(ctx)
+                    else:
+                        _context_references(ctx, found)
+            elif key == "@import" and isinstance(value, str):
+                found.append(value)
+            else:
+                _context_references(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _context_references(item, found)
+
+
+def _refuse_remote_contexts(src: Source, data: bytes) -> None:
+    """Ingest never fetches anything: JSON-LD that refers to another context document is refused
+    (rdflib would download it). Inline contexts are fine."""
+    import json
+
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", src.label) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"json-ld syntax error: {exc.msg}", src.label, exc.lineno) from None
+    found: list = []
+    _context_references(doc, found)
+    if found:
+        raise InputError(
+            f"the JSON-LD @context refers to another document ({found[0]!r}); kgalign never fetches anything while "
+            "ingesting: replace the reference by the context itself (inline JSON object), or convert the file to "
+            "N-Triples with a tool you trust",
+            src.label,
+        )
+
+
 def _read_rdflib(src: Source, fmt: str) -> Iterator[Statement]:
     import rdflib
 
@@ -178,6 +219,8 @@ def _read_rdflib(src: Source, fmt: str) -> Iterator[Statement]:
         raise _decompress_error(src, exc) from None
     finally:
         fh.close()
+    if fmt == "json-ld":
+        _refuse_remote_contexts(src, data)
     graph = rdflib.Graph()
     base = _base_iri(src)
     try:

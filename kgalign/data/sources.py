@@ -13,12 +13,16 @@ import hashlib
 import io
 import lzma
 import os
+import select
+import stat
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 from kgalign.errors import InputError, MissingResourceError
+from kgalign.fsutil import describe_mode
 
 COMPRESSIONS = {".gz": "gz", ".bz2": "bz2", ".xz": "xz"}
 # file extension -> format name used throughout kgalign.data
@@ -43,6 +47,39 @@ EXTENSIONS = {
 RDF_FORMATS = ("nt", "nq", "ttl", "trig", "xml", "json-ld", "n3")
 FORMATS = RDF_FORMATS + ("tsv",)
 _MAGIC = {b"\x1f\x8b": "gz", b"BZh": "bz2", b"\xfd7zXZ": "xz"}
+_BOM = b"\xef\xbb\xbf"
+
+
+# how long a FIFO input may wait for its writer (process substitution connects at once)
+PIPE_WAIT_S = 60.0
+
+
+def open_input_file(path: Path, label: str) -> BinaryIO:
+    """Open a regular file or a FIFO for reading; refuse anything else with one message.
+
+    A FIFO is opened without blocking and must get a writer within ``PIPE_WAIT_S``;
+    devices (``/dev/zero`` never ends), sockets and directories are refused.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise MissingResourceError(f"{label}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read it: {exc.strerror or exc}", label) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISFIFO(mode):
+            poller = select.poll()
+            poller.register(fd, select.POLLIN | select.POLLHUP)
+            if not poller.poll(int(PIPE_WAIT_S * 1000)):
+                raise InputError(f"is a FIFO and nothing wrote to it within {PIPE_WAIT_S:g} s", label)
+        elif not stat.S_ISREG(mode):
+            raise InputError(f"is {describe_mode(mode)}, expected a file (or a FIFO, or - for stdin)", label)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb", buffering=0)
 
 
 class HashingReader(io.RawIOBase):
@@ -83,6 +120,8 @@ class Source:
     @classmethod
     def from_arg(cls, arg: str, default_format: str | None = None) -> "Source":
         """``PATH``, ``-`` (stdin) or ``FORMAT:PATH`` (e.g. ``tsv:edges.txt``)."""
+        if not arg.strip():
+            raise InputError("an input file name is empty")
         fmt = None
         head, sep, rest = arg.partition(":")
         if sep and head.lower() in FORMATS + ("openke",):
@@ -102,7 +141,7 @@ class Source:
         if self.format:
             return self.format
         name = Path(self.label).name.lower()
-        for ext, comp in COMPRESSIONS.items():
+        for ext in COMPRESSIONS:
             if name.endswith(ext):
                 name = name[: -len(ext)]
         suffix = Path(name).suffix
@@ -121,12 +160,7 @@ class Source:
         if self.opener is not None:
             raw = self.opener()
         else:
-            p = Path(self.label)
-            if not p.exists():
-                raise MissingResourceError(f"{self.label}: no such file")
-            if p.is_dir():
-                raise InputError("is a directory, expected a file", self.label)
-            raw = open(p, "rb")
+            raw = open_input_file(Path(self.label), self.label)
         hashed = HashingReader(raw)
         buffered = io.BufferedReader(hashed, buffer_size=1 << 20)
         comp = self.compression()
@@ -134,12 +168,24 @@ class Source:
             comp = next((c for m, c in _MAGIC.items() if buffered.peek(len(m))[: len(m)] == m), None)
         self.info["_hash"] = hashed
         if comp == "gz":
-            return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
-        if comp == "bz2":
-            return bz2.BZ2File(buffered, mode="rb")  # type: ignore[return-value]
-        if comp == "xz":
-            return lzma.LZMAFile(buffered, mode="rb")  # type: ignore[return-value]
-        return buffered
+            stream = gzip.GzipFile(fileobj=buffered, mode="rb")
+        elif comp == "bz2":
+            stream = bz2.BZ2File(buffered, mode="rb")
+        elif comp == "xz":
+            stream = lzma.LZMAFile(buffered, mode="rb")
+        else:
+            stream = buffered
+        return self._skip_bom(stream)  # type: ignore[return-value]
+
+    def _skip_bom(self, stream):
+        """Drop a UTF-8 byte order mark at the start, as other RDF and TSV readers do."""
+        try:
+            if stream.peek(len(_BOM))[: len(_BOM)] == _BOM:
+                stream.read(len(_BOM))
+        except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+            stream.close()
+            raise InputError(f"cannot read the file ({type(exc).__name__}: {exc})", self.label) from None
+        return stream
 
     def finish(self) -> dict:
         """After reading: record sha256 and size of the bytes as given."""

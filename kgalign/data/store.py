@@ -23,6 +23,7 @@ identifiers (e.g. Freebase mids) as they were.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -152,6 +153,27 @@ class Dataset:
 
 # ---- writing ---------------------------------------------------------------
 
+DATA_FILES = (
+    "entities.tsv",
+    "relations.tsv",
+    "relation_triples.npy",
+    "attributes.tsv",
+    "attribute_triples.tsv",
+    "numeric.tsv",
+    "names.tsv",
+    "images.tsv",
+    "links.tsv",
+)
+
+
+def file_record(path: Path) -> dict:
+    """Size and sha256 of a written file, for the manifest (checked on load / `info --check`)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return {"bytes": path.stat().st_size, "sha256": h.hexdigest()}
+
 
 def _write_tsv(path: Path, header: list[str], rows) -> None:
     with open(path, "w", encoding="utf-8", newline="\n") as f:
@@ -164,8 +186,20 @@ def _vocab_rows(terms: list[str], kgs: np.ndarray):
 
 
 def write_dataset(ds: Dataset, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write ``ds`` to ``out_dir`` atomically (temporary directory, then rename)."""
+    """Write ``ds`` to ``out_dir`` atomically (temporary directory, then rename).
+
+    A write error (disk full, quota) is one InputError naming ``out_dir``; nothing is left behind.
+    """
     out_dir = Path(out_dir)
+    try:
+        return _write_dataset(ds, out_dir, overwrite)
+    except (FileExistsError, InputError):
+        raise
+    except OSError as exc:
+        raise InputError(f"cannot write the dataset: {exc.strerror or exc}", str(out_dir)) from None
+
+
+def _write_dataset(ds: Dataset, out_dir: Path, overwrite: bool) -> Path:
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         _write_tsv(tmp / "entities.tsv", ["id", "kg", "term"], _vocab_rows(ds.entities, ds.entity_kg))
         _write_tsv(tmp / "relations.tsv", ["id", "kg", "term"], _vocab_rows(ds.relations, ds.relation_kg))
@@ -211,6 +245,7 @@ def write_dataset(ds: Dataset, out_dir: str | os.PathLike, overwrite: bool = Fal
                 "format_version": FORMAT_VERSION,
                 "kgalign_version": __version__,
                 "counts": ds.counts(),
+                "files": {name: file_record(tmp / name) for name in DATA_FILES},
             }
         )
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -222,55 +257,171 @@ def write_dataset(ds: Dataset, out_dir: str | os.PathLike, overwrite: bool = Fal
 # ---- reading ---------------------------------------------------------------
 
 
+def _damaged(path: Path, problem: str, line: int | None = None) -> InputError:
+    return InputError(f"{problem}; the dataset is damaged: run `kgalign ingest` again", str(path), line)
+
+
 def _read_tsv(path: Path, ncols: int) -> list[list[str]]:
     rows = []
-    with open(path, encoding="utf-8", newline="\n") as f:
-        header = f.readline()
-        if not header:
-            raise InputError("empty file, expected a header row", str(path), 1)
-        for lineno, line in enumerate(f, start=2):
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) != ncols:
-                raise InputError(f"expected {ncols} tab-separated fields, found {len(parts)}", str(path), lineno)
-            rows.append(parts)
+    try:
+        with open(path, encoding="utf-8", newline="\n") as f:
+            header = f.readline()
+            if not header:
+                raise _damaged(path, "empty file, expected a header row", 1)
+            for lineno, line in enumerate(f, start=2):
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) != ncols:
+                    raise _damaged(path, f"expected {ncols} tab-separated fields, found {len(parts)}", lineno)
+                rows.append(parts)
+    except FileNotFoundError:
+        raise _damaged(path, "missing file") from None
+    except UnicodeDecodeError as exc:
+        raise _damaged(path, f"not valid UTF-8 ({exc.reason})") from None
     return rows
+
+
+def _ints(rows, col, path: Path) -> np.ndarray:
+    try:
+        return np.array([int(r[col]) for r in rows], dtype=np.int64)
+    except ValueError:
+        lineno = next(i for i, r in enumerate(rows) if not r[col].lstrip("-").isdigit()) + 2
+        raise _damaged(path, f"column {col + 1} must be an integer id, found {rows[lineno - 2][col]!r}", lineno) from None
 
 
 def _read_vocab(path: Path) -> tuple[list[str], np.ndarray]:
     rows = _read_tsv(path, 3)
-    terms = [unescape(r[2]) for r in rows]
-    kgs = np.array([int(r[1]) for r in rows], dtype=np.int8)
-    return terms, kgs
+    ids = _ints(rows, 0, path)
+    if not np.array_equal(ids, np.arange(len(rows))):
+        bad = int(np.nonzero(ids != np.arange(len(rows)))[0][0])
+        raise _damaged(path, f"ids must run 0, 1, 2, ... in order; found {ids[bad]} at position {bad}", bad + 2)
+    kgs = _ints(rows, 1, path)
+    if len(kgs) and not np.isin(kgs, (1, 2)).all():
+        bad = int(np.nonzero(~np.isin(kgs, (1, 2)))[0][0])
+        raise _damaged(path, f"kg must be 1 or 2, found {kgs[bad]}", bad + 2)
+    return [unescape(r[2]) for r in rows], kgs.astype(np.int8)
 
 
-def _ints(rows, col) -> np.ndarray:
-    return np.array([int(r[col]) for r in rows], dtype=np.int64)
-
-
-def load_dataset(path: str | os.PathLike) -> Dataset:
-    """Read a dataset directory written by :func:`write_dataset`."""
+def read_manifest(path: str | os.PathLike) -> dict:
+    """``DATASET/manifest.json``, checked: present, JSON, a kgalign dataset of a version this kgalign reads."""
     path = Path(path)
     mpath = path / "manifest.json"
     if not mpath.is_file():
+        if path.exists() and not path.is_dir():
+            raise InputError("is not a directory; give a dataset directory written by `kgalign ingest`", str(path))
         raise MissingResourceError(f"{path}: not a kgalign dataset (no manifest.json); create one with `kgalign ingest`")
-    manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise _damaged(mpath, f"not valid JSON ({exc.msg})", exc.lineno) from None
+    except UnicodeDecodeError as exc:
+        raise _damaged(mpath, f"not valid UTF-8 ({exc.reason})") from None
+    if not isinstance(manifest, dict):
+        raise _damaged(mpath, "expected a JSON object")
     if manifest.get("format") != FORMAT_NAME:
         raise InputError(f"manifest format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}", str(mpath))
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+    try:
+        version = int(manifest.get("format_version", 0))
+    except (TypeError, ValueError):
+        raise _damaged(mpath, f"format_version must be an integer, found {manifest.get('format_version')!r}") from None
+    if version > FORMAT_VERSION:
         raise InputError(
-            f"dataset format version {manifest['format_version']} is newer than this kgalign supports ({FORMAT_VERSION}); upgrade kgalign",
+            f"dataset format version {version} is newer than this kgalign supports ({FORMAT_VERSION}); upgrade kgalign",
             str(mpath),
         )
+    return manifest
+
+
+def check_files(path: str | os.PathLike, manifest: dict, checksums: bool = False, sizes: bool = True) -> None:
+    """Every data file present with the size the manifest recorded (and the sha256 with ``checksums``).
+
+    Datasets written before sizes were recorded are checked for presence only.
+    """
+    path = Path(path)
+    records = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    for name in DATA_FILES:
+        p = path / name
+        if not p.is_file():
+            raise _damaged(p, "missing file" if not p.exists() else "not a regular file")
+        rec = records.get(name)
+        if not isinstance(rec, dict) or not sizes:
+            continue
+        size = p.stat().st_size
+        if size != rec.get("bytes"):
+            raise _damaged(p, f"is {size} bytes, the manifest recorded {rec.get('bytes')} (truncated or changed since ingest)")
+        if checksums and file_record(p)["sha256"] != rec.get("sha256"):
+            raise _damaged(p, "its sha256 differs from the one the manifest recorded (changed since ingest)")
+
+
+def _load_triples(path: Path) -> np.ndarray:
+    p = path / "relation_triples.npy"
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except FileNotFoundError:
+        raise _damaged(p, "missing file") from None
+    except (ValueError, EOFError, OSError) as exc:
+        raise _damaged(p, f"not a readable .npy file ({exc})") from None
+    if arr.ndim != 2 or arr.shape[1] != 3 or arr.dtype.kind not in "iu":
+        raise _damaged(p, f"expected an integer array of shape (m, 3), found {arr.dtype} {arr.shape}")
+    return arr.astype(np.int64, copy=False)
+
+
+def _check_range(path: Path, what: str, ids: np.ndarray, n: int) -> None:
+    if len(ids) and (ids.min() < 0 or ids.max() >= n):
+        bad = int(ids[(ids < 0) | (ids >= n)][0])
+        raise _damaged(path, f"{what} id {bad} is out of range (there are {n})")
+
+
+def _check_ids(ds: "Dataset", path: Path) -> None:
+    """Every id in range, every link joins a KG1 and a KG2 entity, every split label known."""
+    n, nr, na = ds.num_entities, len(ds.relations), len(ds.attributes)
+    t = ds.relation_triples
+    _check_range(path / "relation_triples.npy", "entity", t[:, [0, 2]].ravel(), n)
+    _check_range(path / "relation_triples.npy", "relation", t[:, 1], nr)
+    _check_range(path / "attribute_triples.tsv", "entity", ds.attr_entity, n)
+    _check_range(path / "attribute_triples.tsv", "attribute", ds.attr_key, na)
+    _check_range(path / "numeric.tsv", "entity", ds.num_entity, n)
+    _check_range(path / "numeric.tsv", "attribute", ds.num_key, na)
+    _check_range(path / "names.tsv", "entity", ds.name_entity, n)
+    _check_range(path / "images.tsv", "entity", ds.image_entity, n)
+    lp = path / "links.tsv"
+    _check_range(lp, "entity", ds.links.ravel(), n)
+    if len(ds.links):
+        wrong = (ds.entity_kg[ds.links[:, 0]] != 1) | (ds.entity_kg[ds.links[:, 1]] != 2)
+        if wrong.any():
+            i = int(np.nonzero(wrong)[0][0])
+            raise _damaged(lp, f"link ({ds.links[i, 0]}, {ds.links[i, 1]}) does not join a KG1 and a KG2 entity", i + 2)
+    bad = next((i for i, s in enumerate(ds.link_split) if s not in SPLITS), None)
+    if bad is not None:
+        raise _damaged(lp, f"unknown split {ds.link_split[bad]!r} (expected one of {', '.join(SPLITS)})", bad + 2)
+
+
+def _floats(rows, col, path: Path) -> np.ndarray:
+    try:
+        return np.array([float(r[col]) for r in rows], dtype=np.float64)
+    except ValueError:
+        raise _damaged(path, f"column {col + 1} must hold numbers") from None
+
+
+def load_dataset(path: str | os.PathLike, checksums: bool = False) -> Dataset:
+    """Read a dataset directory written by :func:`write_dataset`, checking it as it goes.
+
+    Damage (a missing, truncated or edited file, an id out of range) is one InputError
+    naming the file (and line); ``checksums`` also compares every file's sha256.
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    check_files(path, manifest, sizes=False)  # presence first; sizes after parsing, whose messages name a line
     entities, entity_kg = _read_vocab(path / "entities.tsv")
     relations, relation_kg = _read_vocab(path / "relations.tsv")
     attributes, attribute_kg = _read_vocab(path / "attributes.tsv")
-    triples = np.load(path / "relation_triples.npy", allow_pickle=False).astype(np.int64, copy=False).reshape(-1, 3)
+    triples = _load_triples(path)
     at = _read_tsv(path / "attribute_triples.tsv", 5)
     nu = _read_tsv(path / "numeric.tsv", 3)
     na = _read_tsv(path / "names.tsv", 3)
     im = _read_tsv(path / "images.tsv", 2)
-    li = _read_tsv(path / "links.tsv", 3)
-    return Dataset(
+    lpath = path / "links.tsv"
+    li = _read_tsv(lpath, 3)
+    ds = Dataset(
         entities=entities,
         entity_kg=entity_kg,
         relations=relations,
@@ -278,21 +429,24 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
         relation_triples=triples,
         attributes=attributes,
         attribute_kg=attribute_kg,
-        attr_entity=_ints(at, 0),
-        attr_key=_ints(at, 1),
+        attr_entity=_ints(at, 0, path / "attribute_triples.tsv"),
+        attr_key=_ints(at, 1, path / "attribute_triples.tsv"),
         attr_value=[unescape(r[2]) for r in at],
         attr_datatype=[unescape(r[3]) for r in at],
         attr_lang=[unescape(r[4]) for r in at],
-        num_entity=_ints(nu, 0),
-        num_key=_ints(nu, 1),
-        num_value=np.array([float(r[2]) for r in nu], dtype=np.float64),
-        name_entity=_ints(na, 0),
+        num_entity=_ints(nu, 0, path / "numeric.tsv"),
+        num_key=_ints(nu, 1, path / "numeric.tsv"),
+        num_value=_floats(nu, 2, path / "numeric.tsv"),
+        name_entity=_ints(na, 0, path / "names.tsv"),
         name_text=[unescape(r[1]) for r in na],
         name_lang=[unescape(r[2]) for r in na],
-        image_entity=_ints(im, 0),
+        image_entity=_ints(im, 0, path / "images.tsv"),
         image_source=[unescape(r[1]) for r in im],
-        links=np.array([[int(r[0]), int(r[1])] for r in li], dtype=np.int64).reshape(-1, 2),
+        links=np.stack([_ints(li, 0, lpath), _ints(li, 1, lpath)], axis=1).reshape(-1, 2),
         link_split=[r[2] for r in li],
         manifest=manifest,
         path=path,
     )
+    check_files(path, manifest, checksums)  # a truncated file is named before the ids it leaves dangling
+    _check_ids(ds, path)
+    return ds

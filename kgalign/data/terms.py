@@ -140,6 +140,21 @@ def numeric_value(lexical: str, datatype: str, plain_numbers: bool = False) -> f
     return None
 
 
+def is_ill_typed(lexical: str, datatype: str) -> bool:
+    """True when an XSD numeric or date literal's value does not fit its datatype (``"abc"^^xsd:integer``).
+
+    ``INF``/``NaN`` doubles and numbers too large for a float are well-typed (they are just not kept as numbers).
+    """
+    if not datatype.startswith(XSD):
+        return False
+    local, text = datatype[len(XSD) :], lexical.strip()
+    if local in _INT_TYPES or local in _FLOAT_TYPES:
+        if _NUMBER.match(text):
+            return False
+        return not (local in ("double", "float") and text in ("INF", "+INF", "-INF", "NaN"))
+    return local in _DATE_TYPES and parse_date(text) is None
+
+
 _TYPED = re.compile(r'^"?(.*?)"?\^\^<([^<>]*)>$', re.S)
 _LANG = re.compile(r'^"(.*)"@([A-Za-z]+(?:-[A-Za-z0-9]+)*)$', re.S)
 
@@ -182,3 +197,37 @@ def name_from_iri(term: str) -> str:
             local = local.rsplit(sep, 1)[1]
             break
     return unquote(local).replace("_", " ").strip()
+
+
+# ---- blank nodes in files kgalign writes (export) and reads back (evaluate --links) ----
+
+_BNODE_OK = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.\-]*[A-Za-z0-9_\-])?\Z")  # \Z: "$" would accept a final newline
+
+
+def nt_bnode(label: str, side: int) -> str:
+    """KG ``side``'s blank node ``_:label`` as written in N-Triples/Turtle.
+
+    Labels are local to their graph, so the graph goes into the written label:
+    ``_:k1b`` + label, or ``_:k1x`` + hex of the UTF-8 label when the label is not
+    a valid N-Triples label. Injective: the two graphs' nodes never merge in one file.
+    """
+    if _BNODE_OK.match(label):
+        return f"_:k{side}b{label}"
+    return f"_:k{side}x" + label.encode("utf-8").hex()
+
+
+def bnode_term(label: str, side: int) -> str:
+    """Inverse of :func:`nt_bnode` for KG ``side``: the stored term ``_:label``.
+
+    Labels of earlier kgalign exports (``kgx`` + hex) are decoded too; any other label is kept.
+    """
+    for head, coded in ((f"k{side}b", False), (f"k{side}x", True), ("kgx", True)):
+        if label.startswith(head):
+            rest = label[len(head) :]
+            if not coded:
+                return "_:" + rest
+            try:
+                return "_:" + bytes.fromhex(rest).decode("utf-8")
+            except ValueError:
+                break
+    return "_:" + label

@@ -31,7 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from kgalign.data.store import unescape
+from kgalign.data.terms import bnode_term
 from kgalign.errors import InputError, MissingResourceError
+from kgalign.fsutil import read_text_file
 
 ALIGN_NS = ("http://knowledgeweb.semanticweb.org/heterogeneity/alignment#", "http://knowledgeweb.semanticweb.org/heterogeneity/alignment")
 
@@ -43,7 +45,7 @@ class LinkSet:
     score: list[float]  # nan where the format holds none
 
 
-def detect_format(path: Path) -> str:
+def detect_format(path: Path, text: str | None = None) -> str:
     name = path.name.lower()
     for suffix, fmt in (
         (".sssom.tsv", "sssom"),
@@ -57,9 +59,9 @@ def detect_format(path: Path) -> str:
     ):
         if name.endswith(suffix):
             if fmt == "tsv":
-                with open(path, encoding="utf-8") as f:
-                    if f.readline().startswith("#"):
-                        return "sssom"
+                first = text if text is not None else read_text_file(path, "link file")
+                if first.startswith("#"):
+                    return "sssom"
             return fmt
     raise InputError("cannot tell the format from the file name; pass --links-format nt|ttl|tsv|alignment|sssom|jsonl", str(path))
 
@@ -69,57 +71,50 @@ _NT_TERM = r"(<[^>]*>|_:\S+)"
 _NT_LINE = re.compile(rf"^\s*{_NT_TERM}\s+(<[^>]*>|\S+)\s+{_NT_TERM}\s*\.\s*$")
 
 
-def _nt_value(tok: str) -> str:
+def _nt_value(tok: str, side: int) -> str:
     if tok.startswith("_:"):
-        label = tok[2:]
-        if label.startswith("kgx"):  # kgalign's encoding of labels N-Triples cannot hold
-            try:
-                return "_:" + bytes.fromhex(label[3:]).decode("utf-8")
-            except ValueError:
-                pass
-        return tok
+        return bnode_term(tok[2:], side)  # kgalign writes each graph's blank nodes apart
     return _UCHAR.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), tok[1:-1])
 
 
-def _read_rdf_lines(path: Path) -> LinkSet | None:
+def _read_rdf_lines(text: str) -> LinkSet | None:
     """Line-based triples (N-Triples, and kgalign's one-triple-per-line Turtle); None if not line-based."""
     kg1, kg2 = [], []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            s = line.strip()
-            if not s or s.startswith("#") or s.startswith("@prefix") or s.upper().startswith("PREFIX"):
-                continue
-            m = _NT_LINE.match(s)
-            if m is None:
-                return None
-            kg1.append(_nt_value(m.group(1)))
-            kg2.append(_nt_value(m.group(3)))
+    for line in text.split("\n"):  # not splitlines(): U+2028, U+0085 may stand unescaped inside an IRI
+        s = line.strip()
+        if not s or s.startswith("#") or s.startswith("@prefix") or s.upper().startswith("PREFIX"):
+            continue
+        m = _NT_LINE.match(s)
+        if m is None:
+            return None
+        kg1.append(_nt_value(m.group(1), 1))
+        kg2.append(_nt_value(m.group(3), 2))
     return LinkSet(kg1, kg2, [math.nan] * len(kg1))
 
 
-def _read_rdflib(path: Path, fmt: str) -> LinkSet:
+def _read_rdflib(path: Path, text: str, fmt: str) -> LinkSet:
     import rdflib
 
     g = rdflib.Graph()
     try:
-        g.parse(str(path), format={"nt": "nt", "ttl": "turtle"}[fmt])
+        g.parse(data=text, format={"nt": "nt", "ttl": "turtle"}[fmt], publicID=path.resolve().as_uri())
     except Exception as exc:  # rdflib raises several types
-        raise InputError(f"not valid {fmt}: {exc}", str(path)) from exc
+        raise InputError(f"not valid {fmt}: {exc}", str(path)) from None
     kg1, kg2 = [], []
     for s, _, o in sorted(g):
-        kg1.append(f"_:{s}" if isinstance(s, rdflib.BNode) else str(s))
-        kg2.append(f"_:{o}" if isinstance(o, rdflib.BNode) else str(o))
+        kg1.append(bnode_term(str(s), 1) if isinstance(s, rdflib.BNode) else str(s))
+        kg2.append(bnode_term(str(o), 2) if isinstance(o, rdflib.BNode) else str(o))
     return LinkSet(kg1, kg2, [math.nan] * len(kg1))
 
 
-def _read_alignment(path: Path) -> LinkSet:
+def _read_alignment(path: Path, text: str) -> LinkSet:
     import rdflib
 
     g = rdflib.Graph()
     try:
-        g.parse(str(path), format="xml")
+        g.parse(data=text, format="xml", publicID=path.resolve().as_uri())
     except Exception as exc:
-        raise InputError(f"not valid RDF/XML: {exc}", str(path)) from exc
+        raise InputError(f"not valid RDF/XML: {exc}", str(path)) from None
     kg1, kg2, score = [], [], []
     for ns in ALIGN_NS:  # AML writes the namespace without '#', so its terms read ...alignmententity1
         e1, e2, me = rdflib.URIRef(ns + "entity1"), rdflib.URIRef(ns + "entity2"), rdflib.URIRef(ns + "measure")
@@ -130,22 +125,26 @@ def _read_alignment(path: Path) -> LinkSet:
             m = g.value(cell, me)
             kg1.append(str(a))
             kg2.append(str(b))
-            score.append(float(m) if m is not None else math.nan)
+            score.append(_number(str(m), path, None) if m is not None else math.nan)
     return LinkSet(kg1, kg2, score)
 
 
-def _read_sssom(path: Path) -> LinkSet:
+def _read_sssom(path: Path, text: str) -> LinkSet:
     import yaml
 
     head, body = [], []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            (head if line.startswith("#") and not body else body).append(line)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for line in lines:
+        (head if line.startswith("#") and not body else body).append(line + "\n")
     try:
         meta = yaml.safe_load("".join(h[1:] for h in head)) or {}
     except yaml.YAMLError as exc:
-        raise InputError(f"invalid YAML header: {exc}", str(path)) from exc
-    cmap = meta.get("curie_map") or {}
+        raise InputError(f"invalid YAML header: {exc}", str(path)) from None
+    cmap = meta.get("curie_map") if isinstance(meta, dict) else None
+    if not isinstance(cmap, dict):
+        cmap = {}
     if not body:
         raise InputError("no table header row after the metadata", str(path), len(head) + 1)
     cols = body[0].rstrip("\n").split("\t")
@@ -166,63 +165,66 @@ def _read_sssom(path: Path) -> LinkSet:
             raise InputError(f"expected {len(cols)} tab-separated fields, found {len(parts)}", str(path), lineno)
         kg1.append(expand(parts[isub]))
         kg2.append(expand(parts[iobj]))
-        score.append(float(parts[isc]) if isc is not None and parts[isc] else math.nan)
+        score.append(_number(parts[isc], path, lineno) if isc is not None and parts[isc] else math.nan)
     return LinkSet(kg1, kg2, score)
 
 
-def _read_tsv(path: Path) -> LinkSet:
+def _number(text, path: Path, lineno: int | None) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise InputError(f"score {text!r} is not a number", str(path), lineno) from None
+
+
+def _read_tsv(path: Path, text: str) -> LinkSet:
     kg1, kg2, score = [], [], []
-    with open(path, encoding="utf-8", newline="\n") as f:
-        for lineno, line in enumerate(f, start=1):
-            parts = line.rstrip("\n").split("\t")
-            if lineno == 1 and parts[:2] in (["kg1", "kg2"], ["subject", "object"]):
-                continue
-            if not line.strip():
-                continue
-            if len(parts) < 2:
-                raise InputError(f"expected at least 2 tab-separated fields, found {len(parts)}", str(path), lineno)
-            kg1.append(unescape(parts[0]))
-            kg2.append(unescape(parts[1]))
-            try:
-                score.append(float(parts[2]) if len(parts) > 2 and parts[2] else math.nan)
-            except ValueError:
-                raise InputError(f"score {parts[2]!r} is not a number", str(path), lineno) from None
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        parts = line.rstrip("\r").split("\t")
+        if lineno == 1 and parts[:2] in (["kg1", "kg2"], ["subject", "object"]):
+            continue
+        if not line.strip():
+            continue
+        if len(parts) < 2:
+            raise InputError(f"expected at least 2 tab-separated fields, found {len(parts)}", str(path), lineno)
+        kg1.append(unescape(parts[0]))
+        kg2.append(unescape(parts[1]))
+        score.append(_number(parts[2], path, lineno) if len(parts) > 2 and parts[2] else math.nan)
     return LinkSet(kg1, kg2, score)
 
 
-def _read_jsonl(path: Path) -> LinkSet:
+def _read_jsonl(path: Path, text: str) -> LinkSet:
     kg1, kg2, score = [], [], []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                kg1.append(str(obj["kg1"]))
-                kg2.append(str(obj["kg2"]))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise InputError(f"expected a JSON object with kg1 and kg2: {exc}", str(path), lineno) from None
-            s = obj.get("score")
-            score.append(float(s) if s is not None else math.nan)
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            kg1.append(str(obj["kg1"]))
+            kg2.append(str(obj["kg2"]))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(f"expected a JSON object with kg1 and kg2: {exc}", str(path), lineno) from None
+        s = obj.get("score")
+        score.append(_number(s, path, lineno) if s is not None else math.nan)
     return LinkSet(kg1, kg2, score)
 
 
 def read_links(path: str | os.PathLike, fmt: str | None = None, base_kg1: str | None = None, base_kg2: str | None = None) -> LinkSet:
     """Read pairs of terms; ``base_kgN`` prefixes (as given to export) are stripped again."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise MissingResourceError(f"{path}: no such link file")
-    fmt = fmt or detect_format(path)
+    text = read_text_file(path, "link file (nt, ttl, tsv, alignment, sssom or jsonl)")  # binary, FIFO, bad UTF-8: one message
+    fmt = fmt or detect_format(path, text)
     if fmt in ("nt", "ttl"):
-        ls = _read_rdf_lines(path) or _read_rdflib(path, fmt)
+        ls = _read_rdf_lines(text) or _read_rdflib(path, text, fmt)
     elif fmt == "alignment":
-        ls = _read_alignment(path)
+        ls = _read_alignment(path, text)
     elif fmt == "sssom":
-        ls = _read_sssom(path)
+        ls = _read_sssom(path, text)
     elif fmt == "tsv":
-        ls = _read_tsv(path)
+        ls = _read_tsv(path, text)
     elif fmt == "jsonl":
-        ls = _read_jsonl(path)
+        ls = _read_jsonl(path, text)
     else:
         raise InputError(f"unknown link format {fmt!r}", str(path))
     for terms, base in ((ls.kg1, base_kg1), (ls.kg2, base_kg2)):
@@ -287,7 +289,10 @@ def score_links(
     )
     if thresholds is not None:
         if all(math.isnan(x) for x in links.score):
-            raise InputError("the link file holds no scores, so no threshold sweep is possible")
+            raise InputError(
+                "the link file holds no scores, so no threshold sweep is possible (N-Triples and Turtle carry none); "
+                "sweep on a tsv, jsonl, sssom or alignment export, or on RUN/predictions.tsv (--links-format tsv)"
+            )
         rows = []
         for t in thresholds:
             kept = [k for k, v in best.items() if v >= t]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -32,7 +33,11 @@ def align_run(
 ) -> dict:
     """Predict pairs for a run and write them (RUN/predictions.tsv by default). Returns the summary."""
     from kgalign.export.align import align_embeddings
+    from kgalign.fsutil import check_output_file
 
+    _check_align_numbers(threshold, review_threshold, topk, csls_k, block_size)
+    if output is not None:
+        check_output_file(output, "the predictions file")  # before the work, not after
     if device is not None:
         from kgalign.device import resolve_device
 
@@ -80,6 +85,16 @@ def align_run(
     return meta
 
 
+def _check_align_numbers(threshold, review_threshold, topk, csls_k, block_size) -> None:
+    """Refuse NaN/infinite thresholds (NaN compares false, so it would accept every pair) and sizes below 1."""
+    for flag, value in (("--threshold", threshold), ("--review-threshold", review_threshold)):
+        if value is not None and not math.isfinite(value):
+            raise InputError(f"{flag} must be a finite number, got {value}")
+    for flag, value in (("--topk", topk), ("--csls-k", csls_k), ("--block-size", block_size)):
+        if value < 1:
+            raise InputError(f"{flag} must be at least 1, got {value}")
+
+
 def export_links(**kwargs) -> dict:
     """Write a link file (stdout when ``output`` is None) and its provenance sidecar.
 
@@ -88,6 +103,21 @@ def export_links(**kwargs) -> dict:
 
     with gc_paused():
         return _export_links(**kwargs)
+
+
+def _predictions_source(run, predictions, log):
+    """(the run or None, the predictions file); a run without predictions is aligned with defaults first."""
+    if predictions is not None:
+        return (open_run(run) if run is not None else None), Path(predictions)
+    if run is None:
+        raise InputError("give a RUN directory or --predictions FILE")
+    r = open_run(run)
+    ppath = r.path / PREDICTIONS
+    if not ppath.is_file():
+        if log:
+            log.info("%s missing: running `kgalign align` with defaults first", ppath)
+        align_run(run)
+    return r, ppath
 
 
 def _export_links(
@@ -115,25 +145,20 @@ def _export_links(
     pairs ``reviewed`` and leave rejected ones out (kgalign/export/reviewed.py)."""
     from kgalign.export.exporting import dataset_iri, default_provenance_path, require_format, select_links, write_links, write_provenance
     from kgalign.export.provenance import ProvenanceInfo
-    from kgalign.export.rdfterms import TermPolicy, expand_predicate
+    from kgalign.export.rdfterms import TermPolicy, expand_predicate, is_absolute_iri
     from kgalign.export.writers import ExportOptions
+    from kgalign.fsutil import check_output_file
 
     require_format(fmt)
     pred_iri = expand_predicate(predicate)
-    r = None
-    if predictions is None:
-        if run is None:
-            raise InputError("give a RUN directory or --predictions FILE")
-        r = open_run(run)
-        ppath = r.path / PREDICTIONS
-        if not ppath.is_file():
-            if log:
-                log.info("%s missing: running `kgalign align` with defaults first", ppath)
-            align_run(run)
-    else:
-        ppath = Path(predictions)
-        if run is not None:
-            r = open_run(run)
+    for flag, value in (("--license", license), ("--mapping-set-id", mapping_set_id)):
+        if value and not is_absolute_iri(value):
+            raise InputError(f"{flag} must be an absolute IRI, got {value!r}")
+    # check every output path before any work; a FIFO or device target gets no sidecar beside it
+    out_kind = check_output_file(output, "the link file") if output is not None else "stream"
+    if provenance is not None and write_prov:
+        check_output_file(provenance, "the provenance file")
+    r, ppath = _predictions_source(run, predictions, log)
     table = read_predictions(ppath)
     dpath = _decisions_path(decisions, r)
     if dpath is not None:
@@ -162,7 +187,7 @@ def _export_links(
         opt.mapping_set_id = out_path.resolve().as_uri()
     write_links(links, fmt, opt, out=out_path, stream=stream)
     prov_path = None
-    if write_prov and (provenance is not None or out_path is not None):
+    if write_prov and (provenance is not None or out_kind == "file"):
         prov_path = Path(provenance) if provenance is not None else default_provenance_path(out_path)
         run_dir = r.path.resolve() if r is not None else (Path(meta["run"]) if meta.get("run") else None)
         settings = {

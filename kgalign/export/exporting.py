@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from kgalign.errors import InputError
 from kgalign.export.predictions import LinkTable
 from kgalign.export.provenance import ProvenanceInfo, provenance_turtle
 from kgalign.export.writers import ExportOptions, render
-from kgalign.fsutil import atomic_path, atomic_write_text
+from kgalign.fsutil import atomic_write_text, write_output
 
 SUFFIX = {"nt": ".nt", "ttl": ".ttl", "tsv": ".tsv", "alignment": ".rdf", "sssom": ".sssom.tsv", "jsonl": ".jsonl"}
 
@@ -29,7 +30,8 @@ def write_links(
     out: str | os.PathLike | None = None,
     stream: TextIO | None = None,
 ) -> None:
-    """Write to ``out`` atomically, or stream to ``stream`` (stdout by default).
+    """Write to ``out`` (atomically when it is a regular file, in place when it is a FIFO
+    or a device), or stream to ``stream`` (stdout by default).
 
     Every term is checked first, so a bad term stops the export before any output.
     """
@@ -42,11 +44,7 @@ def write_links(
             s.write(c)
         s.flush()
         return
-    with atomic_path(out) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(first)
-            for c in chunks:
-                f.write(c)
+    write_output(out, itertools.chain([first], chunks))
 
 
 def write_provenance(path: str | os.PathLike, info: ProvenanceInfo) -> Path:

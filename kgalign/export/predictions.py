@@ -20,7 +20,7 @@ from pathlib import Path
 
 from kgalign.data.store import escape, unescape
 from kgalign.errors import InputError
-from kgalign.fsutil import atomic_path, atomic_write_text
+from kgalign.fsutil import atomic_write_text, read_text_file, write_output
 
 HEADER = ("kg1", "kg2", "score", "status")
 STATUSES = ("accepted", "review", "seed", "reviewed")  # reviewed: accepted by a person (export only)
@@ -91,12 +91,10 @@ def tsv_lines(table: LinkTable):
 
 
 def write_predictions(path: str | os.PathLike, table: LinkTable, meta: dict | None = None) -> Path:
-    """Write atomically; ``meta`` goes to ``FILE.json``."""
+    """Write atomically; ``meta`` goes to ``FILE.json`` (not beside a FIFO or device, which is written in place)."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.writelines(tsv_lines(table))
-    if meta is not None:
+    kind = write_output(path, tsv_lines(table))
+    if meta is not None and kind == "file":
         atomic_write_text(str(path) + ".json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return path
 
@@ -115,15 +113,15 @@ def read_predictions(path: str | os.PathLike) -> LinkTable:
 
 
 def _read_predictions(path: Path) -> LinkTable:
-    if not path.is_file():
+    if not path.exists():
         from kgalign.errors import MissingResourceError
 
         raise MissingResourceError(f"{path}: no such predictions file")
-    with open(path, encoding="utf-8", newline="\n") as f:
-        head = f.readline().rstrip("\n").split("\t")
-        if tuple(head) != HEADER:
-            raise InputError(f"expected the header {' '.join(HEADER)!r}, found {' '.join(head)!r}", str(path), 1)
-        text = f.read()
+    text = read_text_file(path, "predictions file (kg1, kg2, score, status)")
+    first, _, text = text.partition("\n")
+    head = first.rstrip("\r").split("\t")
+    if tuple(head) != HEADER:
+        raise InputError(f"expected the header {' '.join(HEADER)!r}, found {' '.join(head)!r}", str(path), 1)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -151,7 +149,9 @@ def _read_predictions(path: Path) -> LinkTable:
     side = Path(str(path) + ".json")
     if side.is_file():
         try:
-            meta = json.loads(side.read_text(encoding="utf-8"))
+            meta = json.loads(read_text_file(side, "JSON file"))
         except json.JSONDecodeError as exc:
-            raise InputError(f"invalid JSON: {exc.msg}", str(side), exc.lineno) from exc
+            raise InputError(f"invalid JSON: {exc.msg}", str(side), exc.lineno) from None
+        if not isinstance(meta, dict):
+            raise InputError("expected a JSON object (the align settings)", str(side))
     return LinkTable(kg1, kg2, score, status, meta)

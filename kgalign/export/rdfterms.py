@@ -4,8 +4,12 @@ Terms are stored as ingested (docs/dataset-format.md): IRIs without brackets,
 blank nodes as ``_:label``, anything else (e.g. Freebase mids ``/m/01xyz``) as is.
 
 - An absolute IRI (``scheme:...``) is written as it is, escaped for the syntax.
-- ``_:label`` is a blank node. Labels that are not valid N-Triples/Turtle labels
-  are re-encoded as ``_:kgx`` + hex of the UTF-8 label (deterministic, injective).
+- ``_:label`` is a blank node. Blank node labels are local to their graph, so KG1's
+  ``_:b0`` and KG2's ``_:b0`` are different nodes: written, they get the graph in
+  their label, ``_:k1b`` + label / ``_:k2b`` + label, and labels that are not valid
+  N-Triples/Turtle labels become ``_:k1x`` / ``_:k2x`` + hex of the UTF-8 label
+  (deterministic and injective, so the two graphs' nodes never merge in one file
+  and ``kgalign evaluate --links`` decodes them back).
 - Any other term needs a base IRI for its graph (``--base-kg1`` / ``--base-kg2``):
   the written IRI is base + term. Without one, writing RDF stops with an error
   naming the term; TSV and JSON lines write terms as they are.
@@ -15,13 +19,12 @@ from __future__ import annotations
 
 import re
 
-from kgalign.data.terms import PREFIXES
+from kgalign.data.terms import PREFIXES, nt_bnode
 from kgalign.errors import InputError
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 # characters N-Triples / Turtle IRIREF cannot hold literally: write them as \\uXXXX
 _IRI_BAD = re.compile(r'[\x00-\x20<>"{}|^`\\]')
-_BNODE_OK = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.\-]*[A-Za-z0-9_\-])?$")
 # XML 1.0 forbids these characters entirely (even as character references)
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -91,15 +94,9 @@ def nt_iri(iri: str) -> str:
     return "<" + _IRI_BAD.sub(lambda m: f"\\u{ord(m.group()):04X}", iri) + ">"
 
 
-def nt_bnode(label: str) -> str:
-    if _BNODE_OK.match(label):
-        return "_:" + label
-    return "_:kgx" + label.encode("utf-8").hex()
-
-
-def nt_term(kind_value: tuple[str, str]) -> str:
+def nt_term(kind_value: tuple[str, str], side: int) -> str:
     kind, value = kind_value
-    return nt_iri(value) if kind == "iri" else nt_bnode(value)
+    return nt_iri(value) if kind == "iri" else nt_bnode(value, side)
 
 
 def xml_attr(text: str, what: str) -> str:
@@ -175,7 +172,7 @@ def nt_tokens(terms: list[str], policy: TermPolicy) -> list[str]:
     append = out.append
     for t in resolved_iris(terms, policy, "nt", True):
         if t.startswith("_:"):
-            append(nt_bnode(t[2:]))
+            append(nt_bnode(t[2:], policy.side))
         elif bad(t) is None:
             append(f"<{t}>")
         else:

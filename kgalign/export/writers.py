@@ -109,7 +109,7 @@ def write_tsv(table: LinkTable, opt: ExportOptions) -> Iterator[str]:
     return _lines(tsv_lines(table))
 
 
-_JSON_PLAIN = re.compile(r'^[^"\\\x00-\x1f\u2028\u2029]*$')
+_JSON_PLAIN = re.compile(r'^[^"\\\x00-\x1f\u2028\u2029]*\Z')  # \Z: "$" would let a final newline through
 
 
 def _json_str(text: str) -> str:
@@ -135,6 +135,14 @@ def _alignment_type(table: LinkTable) -> str:
     return ("?" if one1 else "*") + ("?" if one2 else "*")
 
 
+XSD_FLOAT = "http://www.w3.org/2001/XMLSchema#float"
+
+
+def _measure(score: float | None) -> float:
+    """Alignment API measure: the score clipped to [0, 1]; 1.0 where the predictions hold no score."""
+    return 1.0 if score is None or math.isnan(score) else _clip01(score)
+
+
 def write_alignment(table: LinkTable, opt: ExportOptions) -> Iterator[str]:
     if opt.predicate != PREFIXES["owl"] + "sameAs" and opt.predicate != PREFIXES["skos"] + "exactMatch":
         raise InputError(f"the alignment format writes equivalence (relation '='); predicate {opt.predicate} has no alignment relation")
@@ -158,7 +166,7 @@ def write_alignment(table: LinkTable, opt: ExportOptions) -> Iterator[str]:
         f'      <entity1 rdf:resource="{a}"/>\n'
         f'      <entity2 rdf:resource="{b}"/>\n'
         "      <relation>=</relation>\n"
-        f'      <measure rdf:datatype="http://www.w3.org/2001/XMLSchema#float">{1.0 if c is None or math.isnan(c) else _clip01(c):.6f}</measure>\n'
+        f'      <measure rdf:datatype="{XSD_FLOAT}">{_measure(c):.6f}</measure>\n'
         "    </Cell>\n  </map>\n"
         for a, b, c in zip(e1, e2, table.score, strict=False)
     )

@@ -17,7 +17,7 @@ import numpy as np
 
 from kgalign.data.store import Dataset
 from kgalign.features.images_fetch import FetchResult
-from kgalign.fsutil import atomic_path
+from kgalign.fsutil import atomic_path, remove_stale
 from kgalign.progress import Progress
 
 
@@ -26,21 +26,25 @@ class FeatureCache:
 
     def __init__(self, root: str | os.PathLike, model_key: str):
         self.root = Path(root) / "image-features" / model_key
+        self.tmp = self.root / ".tmp"  # all temporaries here: leftovers of a killed run are found at once
+        remove_stale(self.tmp)
 
     def _path(self, sha: str) -> Path:
         return self.root / sha[:2] / f"{sha}.npy"
 
-    def get(self, sha: str) -> np.ndarray | None:
+    def get(self, sha: str, dim: int | None = None) -> np.ndarray | None:
+        """The cached vector, or None when absent, unreadable or not of shape ``(dim,)``."""
         p = self._path(sha)
         if not p.is_file():
             return None
         try:
-            return np.load(p, allow_pickle=False)
-        except (OSError, ValueError):
+            vec = np.load(p, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
             return None
+        return vec if dim is None or vec.shape == (dim,) else None
 
     def put(self, sha: str, vec: np.ndarray) -> None:
-        with atomic_path(self._path(sha)) as tmp:
+        with atomic_path(self._path(sha), tmp_dir=self.tmp) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, np.asarray(vec, dtype=np.float32))
 
@@ -62,7 +66,8 @@ def encode_images(
     """Encode ``(sha256, file path)`` items not yet in ``cache``. Returns {sha: reason} for failures."""
     import torch
 
-    todo = [(s, p) for s, p in dict(items).items() if not cache._path(s).is_file()]
+    # a cached vector that cannot be read (truncated by a crash, edited) is encoded again, not reported as failed
+    todo = [(s, p) for s, p in dict(items).items() if cache.get(s, encoder.dim) is None]
     failed: dict[str, str] = {}
     with Progress(len(todo), "image features", enabled=progress) as bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for i in range(0, len(todo), batch_size):

@@ -9,8 +9,13 @@ Safety rules (all enforced here, with the stdlib only):
   redirect hop; the connection goes to the checked IP (no DNS rebinding);
 - redirects are followed by this module (at most ``max_redirects``);
 - responses are streamed and reading stops past ``max_bytes``;
+- every source has one total deadline (``total_timeout``, 60 s) covering all its
+  attempts, redirects, header and body reads: a server that trickles bytes is
+  cut off at the deadline (a watchdog shuts the socket down), not after each read;
+- local paths must be regular files (a FIFO or device is refused, never opened
+  in a blocking way);
 - connection errors, timeouts, 5xx and 429 are retried with exponential
-  backoff; other 4xx are final;
+  backoff (within the deadline); other 4xx are final;
 - the body must be an image: content type ``image/*`` (or a generic binary
   type) and Pillow must open and ``verify()`` it within ``max_pixels``.
 
@@ -21,6 +26,7 @@ means a complete entry. A re-run downloads nothing that is cached.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import io
@@ -29,6 +35,8 @@ import json
 import os
 import socket
 import ssl
+import stat
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -36,7 +44,7 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 from kgalign import __version__
-from kgalign.fsutil import atomic_write_bytes, atomic_write_text
+from kgalign.fsutil import atomic_write_bytes, atomic_write_text, describe_mode, remove_stale
 
 USER_AGENT = f"kgalign/{__version__} (entity image fetcher)"
 GENERIC_TYPES = ("application/octet-stream", "binary/octet-stream")
@@ -45,7 +53,8 @@ GENERIC_TYPES = ("application/octet-stream", "binary/octet-stream")
 @dataclass
 class FetchConfig:
     """Limits for one fetch run. ``timeout`` is the connect/read inactivity limit
-    in seconds; ``total_timeout`` bounds one attempt including the body."""
+    in seconds; ``total_timeout`` bounds everything done for one source (all attempts,
+    redirects and backoff waits included)."""
 
     timeout: float = 10.0
     total_timeout: float = 60.0
@@ -96,6 +105,9 @@ class ImageCache:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root) / "images"
+        # temporaries go to one folder, so leftovers of a killed run are found without walking the cache
+        self.tmp = self.root / ".tmp"
+        remove_stale(self.tmp)
 
     def _paths(self, url: str) -> tuple[Path, Path]:
         key = hashlib.sha256(url.encode("utf-8")).hexdigest()
@@ -117,8 +129,8 @@ class ImageCache:
 
     def put(self, url: str, data: bytes, meta: dict) -> str:
         data_p, meta_p = self._paths(url)
-        atomic_write_bytes(data_p, data)
-        atomic_write_text(meta_p, json.dumps(meta, sort_keys=True) + "\n")
+        atomic_write_bytes(data_p, data, tmp_dir=self.tmp)
+        atomic_write_text(meta_p, json.dumps(meta, sort_keys=True) + "\n", tmp_dir=self.tmp)
         return str(data_p)
 
 
@@ -143,12 +155,35 @@ def address_problem(ip: str) -> str | None:
     return None
 
 
-def resolve_checked(host: str, port: int, cfg: FetchConfig) -> list[str]:
-    """Resolve ``host`` and return the IPs to connect to; refuse private ones."""
+def _getaddrinfo(host: str, port: int, limit: float | None):
+    """``socket.getaddrinfo`` within ``limit`` seconds: the system resolver has no timeout of its own,
+    so it runs in a daemon thread that is abandoned when the limit passes."""
+    if limit is None:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    box: dict = {}
+
+    def look_up():
+        try:
+            box["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+
+    t = threading.Thread(target=look_up, name="kgalign-resolve", daemon=True)
+    t.start()
+    t.join(max(0.0, limit))
+    if t.is_alive():
+        raise FetchError(f"timed out resolving host {host!r}")
+    if "error" in box:
+        raise box["error"]
+    return box["infos"]
+
+
+def resolve_checked(host: str, port: int, cfg: FetchConfig, limit: float | None = None) -> list[str]:
+    """Resolve ``host`` (within ``limit`` seconds) and return the IPs to connect to; refuse private ones."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _getaddrinfo(host, port, limit)
     except socket.gaierror as exc:
-        raise FetchError(f"cannot resolve host {host!r}: {exc.strerror or exc}", retry=exc.errno == socket.EAI_AGAIN)
+        raise FetchError(f"cannot resolve host {host!r}: {exc.strerror or exc}", retry=exc.errno == socket.EAI_AGAIN) from None
     ips = []
     for info in infos:
         ip = info[4][0]
@@ -229,9 +264,9 @@ def _check_image(data: bytes, cfg: FetchConfig) -> tuple[int, int, str]:
     except FetchError:
         raise
     except Image.DecompressionBombError as exc:
-        raise FetchError(f"image too large: {exc}")
+        raise FetchError(f"image too large: {exc}") from None
     except Exception as exc:  # Pillow raises many types for corrupt data
-        raise FetchError(f"cannot decode image: {type(exc).__name__}: {exc}")
+        raise FetchError(f"cannot decode image: {type(exc).__name__}: {exc}") from None
     return w, h, fmt
 
 
@@ -240,87 +275,193 @@ def _read_local(source: str, cfg: FetchConfig) -> tuple[bytes, str]:
     if not os.path.isabs(path):
         raise FetchError(f"local image path must be absolute: {path!r}")
     try:
-        size = os.path.getsize(path)
-        if size > cfg.max_bytes:
-            raise FetchError(f"too large: {size} bytes exceeds --max-bytes {cfg.max_bytes}")
-        with open(path, "rb") as f:
-            data = f.read(cfg.max_bytes + 1)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise FetchError(f"local file not found: {path}")
-    except IsADirectoryError:
-        raise FetchError(f"local path is a directory: {path}")
+        raise FetchError(f"local file not found: {path}") from None
     except PermissionError:
-        raise FetchError(f"local file not readable: {path}")
+        raise FetchError(f"local file not readable: {path}") from None
+    except OSError as exc:
+        raise FetchError(f"cannot open local file {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise FetchError(f"local path is {describe_mode(st.st_mode)}, not a regular file: {path}")
+        if st.st_size > cfg.max_bytes:
+            raise FetchError(f"too large: {st.st_size} bytes exceeds --max-bytes {cfg.max_bytes}")
+        os.set_blocking(fd, True)
+        try:
+            data = f.read(cfg.max_bytes + 1)
+        except OSError as exc:
+            raise FetchError(f"cannot read local file {path}: {exc.strerror or exc}") from None
     if len(data) > cfg.max_bytes:
         raise FetchError(f"too large: more than --max-bytes {cfg.max_bytes} bytes")
     return data, path
 
 
-def _http_once(url: str, cfg: FetchConfig) -> tuple[bytes, str, str]:
-    """One attempt with manual redirects. Returns (body, content type, final URL)."""
+class _Deadline:
+    """The total time left for one source; :meth:`watch` cuts a connection off when it runs out."""
+
+    def __init__(self, seconds: float, stop: threading.Event | None = None):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.stop = stop
+        self.expired = False
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def check(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise FetchError("interrupted")
+        if self.left() <= 0:
+            self.expired = True
+            raise FetchError(f"timed out: not complete within the total limit of {self.seconds:g} s", retry=False)
+
+    @contextlib.contextmanager
+    def watch(self, conn: http.client.HTTPConnection):
+        """Shut the socket down at the deadline (or on interruption): a blocked read returns at once."""
+
+        def cut():
+            self.expired = self.left() <= 0
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        done = threading.Event()
+
+        def guard():
+            # wake ten times a second: a Ctrl-C (stop) must not wait for the deadline
+            while not done.wait(min(0.1, max(0.0, self.left()))):
+                if self.left() <= 0 or (self.stop is not None and self.stop.is_set()):
+                    cut()
+                    return
+
+        watcher = threading.Thread(target=guard, name="kgalign-fetch-deadline", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            done.set()
+
+
+def _connection(url: str, cfg: FetchConfig, deadline: _Deadline) -> tuple[http.client.HTTPConnection, str]:
+    """A connection to the checked address of ``url`` and the request target."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise FetchError(f"refused: redirect to unsupported scheme {scheme!r} ({url})")
+    host = parts.hostname
+    if not host:
+        raise FetchError(f"URL has no host: {url}")
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise FetchError(f"invalid port in URL: {url}") from None
+    ips = resolve_checked(host, port, cfg, deadline.left())
+    timeout = max(0.01, min(cfg.timeout, deadline.left()))
+    if scheme == "https":
+        conn: http.client.HTTPConnection = _PinnedHTTPS(host, port, ips, timeout, _tls_context(cfg))
+    else:
+        conn = _PinnedHTTP(host, port, ips, timeout)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return conn, target
+
+
+def _check_response(resp: http.client.HTTPResponse, cfg: FetchConfig) -> str:
+    """Status and headers of a final (non-redirect) response; returns the content type."""
+    status = resp.status
+    if status == 429 or status >= 500:
+        raise FetchError(f"HTTP {status} {resp.reason}", retry=True)
+    if status != 200:
+        raise FetchError(f"HTTP {status} {resp.reason}")
+    ctype = (resp.getheader("Content-Type") or "").split(";")[0].strip().lower()
+    if ctype and not ctype.startswith("image/") and ctype not in GENERIC_TYPES:
+        raise FetchError(f"not an image: content type {ctype!r}")
+    length = resp.getheader("Content-Length")
+    if length and length.isdigit() and int(length) > cfg.max_bytes:
+        raise FetchError(f"too large: Content-Length {length} exceeds --max-bytes {cfg.max_bytes}")
+    return ctype
+
+
+def _read_body(resp: http.client.HTTPResponse, cfg: FetchConfig, deadline: _Deadline) -> bytes:
+    chunks, total = [], 0
+    while True:
+        deadline.check()
+        chunk = resp.read1(min(65536, cfg.max_bytes + 1 - total))  # what has arrived, not a full block
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > cfg.max_bytes:
+            raise FetchError(f"too large: more than --max-bytes {cfg.max_bytes} bytes")
+    deadline.check()
+    return b"".join(chunks)
+
+
+def _http_once(url: str, cfg: FetchConfig, deadline: _Deadline | None = None) -> tuple[bytes, str, str]:
+    """One attempt with manual redirects, within ``deadline``. Returns (body, content type, final URL)."""
+    deadline = deadline or _Deadline(cfg.total_timeout)
     for _hop in range(cfg.max_redirects + 1):
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https"):
-            raise FetchError(f"refused: redirect to unsupported scheme {scheme!r} ({url})")
-        host = parts.hostname
-        if not host:
-            raise FetchError(f"URL has no host: {url}")
+        deadline.check()
+        conn, target = _connection(url, cfg, deadline)
         try:
-            port = parts.port or (443 if scheme == "https" else 80)
-        except ValueError:
-            raise FetchError(f"invalid port in URL: {url}")
-        ips = resolve_checked(host, port, cfg)
-        conn_cls = _PinnedHTTPS if scheme == "https" else _PinnedHTTP
-        conn = conn_cls(host, port, ips, cfg.timeout, _tls_context(cfg) if scheme == "https" else None)
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        start = time.monotonic()
-        try:
-            conn.request("GET", target, headers={"User-Agent": USER_AGENT, "Accept": "image/*,*/*;q=0.5"})
-            resp = conn.getresponse()
-            status = resp.status
-            if status in (301, 302, 303, 307, 308):
-                loc = resp.getheader("Location")
-                if not loc:
-                    raise FetchError(f"HTTP {status} redirect without Location")
-                url = urljoin(url, loc)
-                continue
-            if status == 429 or status >= 500:
-                raise FetchError(f"HTTP {status} {resp.reason}", retry=True)
-            if status != 200:
-                raise FetchError(f"HTTP {status} {resp.reason}")
-            ctype = (resp.getheader("Content-Type") or "").split(";")[0].strip().lower()
-            if ctype and not ctype.startswith("image/") and ctype not in GENERIC_TYPES:
-                raise FetchError(f"not an image: content type {ctype!r}")
-            length = resp.getheader("Content-Length")
-            if length and length.isdigit() and int(length) > cfg.max_bytes:
-                raise FetchError(f"too large: Content-Length {length} exceeds --max-bytes {cfg.max_bytes}")
-            chunks, total = [], 0
-            while True:
-                chunk = resp.read(min(65536, cfg.max_bytes + 1 - total))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                total += len(chunk)
-                if total > cfg.max_bytes:
-                    raise FetchError(f"too large: more than --max-bytes {cfg.max_bytes} bytes")
-                if time.monotonic() - start > cfg.total_timeout:
-                    raise FetchError(f"timed out: body not complete after {cfg.total_timeout:g} s", retry=True)
-            return b"".join(chunks), ctype, url
-        except socket.timeout:
-            raise FetchError(f"timed out after {cfg.timeout:g} s", retry=True)
+            with deadline.watch(conn):
+                conn.request("GET", target, headers={"User-Agent": USER_AGENT, "Accept": "image/*,*/*;q=0.5"})
+                resp = conn.getresponse()
+                if resp.status in (301, 302, 303, 307, 308):
+                    loc = resp.getheader("Location")
+                    if not loc:
+                        raise FetchError(f"HTTP {resp.status} redirect without Location")
+                    url = urljoin(url, loc)
+                    continue
+                ctype = _check_response(resp, cfg)
+                return _read_body(resp, cfg, deadline), ctype, url
+        except FetchError:
+            raise
         except (ConnectionError, http.client.HTTPException, ssl.SSLError, OSError) as exc:
-            if isinstance(exc, ssl.SSLCertVerificationError):
-                raise FetchError(f"TLS certificate error: {exc.verify_message or exc}")
-            raise FetchError(f"connection error: {type(exc).__name__}: {exc}", retry=True)
+            raise _network_error(exc, cfg, deadline) from None
         finally:
             conn.close()
     raise FetchError(f"too many redirects (more than {cfg.max_redirects})")
 
 
-def fetch_one(source: str, cfg: FetchConfig, cache: ImageCache | None) -> FetchResult:
+def _network_error(exc: Exception, cfg: FetchConfig, deadline: _Deadline) -> FetchError:
+    if deadline.expired or deadline.left() <= 0:
+        deadline.expired = True
+        return FetchError(f"timed out: not complete within the total limit of {deadline.seconds:g} s")
+    if deadline.stop is not None and deadline.stop.is_set():
+        return FetchError("interrupted")
+    if isinstance(exc, socket.timeout):
+        return FetchError(f"timed out after {cfg.timeout:g} s", retry=True)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return FetchError(f"TLS certificate error: {exc.verify_message or exc}")
+    return FetchError(f"connection error: {type(exc).__name__}: {exc}", retry=True)
+
+
+def _download(source: str, cfg: FetchConfig, res: FetchResult, stop: threading.Event | None) -> tuple[bytes, str, str]:
+    """Attempts with backoff, all within one total deadline."""
+    deadline = _Deadline(cfg.total_timeout, stop)
+    delay = cfg.backoff
+    while True:
+        res.attempts += 1
+        try:
+            return _http_once(source, cfg, deadline)
+        except FetchError as exc:
+            if not exc.retry or res.attempts > cfg.retries or deadline.left() <= min(delay, 8.0):
+                if exc.retry and res.attempts > 1:
+                    exc.reason += f" (after {res.attempts} attempts)"
+                raise
+        wait = min(delay, 8.0)
+        if stop is not None and stop.wait(wait):
+            raise FetchError("interrupted")
+        if stop is None:
+            time.sleep(wait)
+        delay *= 2
+
+
+def fetch_one(source: str, cfg: FetchConfig, cache: ImageCache | None, stop: threading.Event | None = None) -> FetchResult:
     """Fetch, check and cache one image source. Never raises for bad sources."""
     res = FetchResult(source=source, ok=False)
     try:
@@ -340,19 +481,7 @@ def fetch_one(source: str, cfg: FetchConfig, cache: ImageCache | None) -> FetchR
                 for k in ("path", "sha256", "content_type", "size", "width", "height", "final_url"):
                     setattr(res, k, hit.get(k))
                 return res
-            delay = cfg.backoff
-            while True:
-                res.attempts += 1
-                try:
-                    data, ctype, final = _http_once(source, cfg)
-                    break
-                except FetchError as exc:
-                    if not exc.retry or res.attempts > cfg.retries:
-                        if exc.retry and res.attempts > 1:
-                            exc.reason += f" (after {res.attempts} attempts)"
-                        raise
-                    time.sleep(min(delay, 8.0))
-                    delay *= 2
+            data, ctype, final = _download(source, cfg, res, stop)
             w, h, fmt = _check_image(data, cfg)
             res.content_type, res.final_url = ctype or f"image/{fmt.lower()}", final
         res.sha256 = hashlib.sha256(data).hexdigest()
@@ -371,23 +500,28 @@ def fetch_one(source: str, cfg: FetchConfig, cache: ImageCache | None) -> FetchR
 
 
 def fetch_all(sources: list[str], cfg: FetchConfig, cache: ImageCache | None, progress=None) -> dict[str, FetchResult]:
-    """Fetch distinct ``sources`` concurrently. ``progress(done, total)`` is called per result."""
+    """Fetch distinct ``sources`` concurrently. ``progress(done, total)`` is called per result.
+
+    Ctrl-C stops at once: queued sources are dropped, running downloads are cut off
+    (their sockets shut down), and nothing is waited for; finished ones are cached.
+    """
     unique = list(dict.fromkeys(sources))
     out: dict[str, FetchResult] = {}
     if not unique:
         return out
-    with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
-        futs = {pool.submit(fetch_one, s, cfg, cache): s for s in unique}
-        try:
-            for fut in as_completed(futs):
-                out[futs[fut]] = fut.result()
-                if progress is not None:
-                    progress(len(out), len(unique))
-        except BaseException:
-            # Ctrl-C: drop queued work; finished downloads are already cached.
-            for f in futs:
-                f.cancel()
-            raise
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=max(1, cfg.workers), thread_name_prefix="kgalign-fetch")
+    try:
+        futs = {pool.submit(fetch_one, s, cfg, cache, stop): s for s in unique}
+        for fut in as_completed(futs):
+            out[futs[fut]] = fut.result()
+            if progress is not None:
+                progress(len(out), len(unique))
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return out
 
 

@@ -22,7 +22,7 @@ from kgalign.data.store import Dataset, load_dataset
 from kgalign.errors import InputError, MissingResourceError
 from kgalign.features import store
 from kgalign.features.util import Fingerprint, path_identity
-from kgalign.fsutil import atomic_write_text
+from kgalign.fsutil import atomic_write_text, check_output_dir, remove_stale
 from kgalign.progress import Progress
 
 log = logging.getLogger("kgalign.features")
@@ -57,6 +57,7 @@ class FeatureOptions:
     allow_private_addresses: bool = False
     workers: int = 16
     timeout: float = 10.0
+    total_timeout: float = 60.0  # one image source, all attempts included
     retries: int = 3
     max_bytes: int = 20 * 1024 * 1024
     device: str = "auto"
@@ -78,7 +79,10 @@ def supported(ds: Dataset, opts: FeatureOptions) -> dict[str, str | None]:
         "relation": None if len(ds.relation_triples) else "the dataset has no relation triples",
         "attribute": None if (len(ds.attr_entity) or len(ds.num_entity)) else "the dataset has no attribute triples",
         "numeric": None if len(ds.num_entity) else "the dataset has no numeric values",
-        "name": None if (len(ds.name_entity) or opts.name_from_iri) else "the dataset has no names (try --name-from-iri)",
+        "name": None
+        if (len(ds.name_entity) or opts.name_from_iri)
+        else f"the dataset has no names: run `kgalign features {ds.path} --name-from-iri` (IRI local names), "
+        "or ingest names with --kg1-names/--kg2-names",
         "image": None if len(ds.image_entity) else "the dataset has no image sources",
     }
 
@@ -332,6 +336,7 @@ class _Run:
         cache_root = Path(o.cache_dir) if o.cache_dir else default_cache_dir()
         cfg = fetch.FetchConfig(
             timeout=o.timeout,
+            total_timeout=o.total_timeout,
             retries=o.retries,
             max_bytes=o.max_bytes,
             allow_private=o.allow_private_addresses,
@@ -424,6 +429,22 @@ class _Run:
         return report
 
 
+def _prepare_images(run: _Run, opts: FeatureOptions, explicit: bool) -> None:
+    """Checks before any feature is computed: the image model (when asked for) and the cache directory."""
+    if explicit and opts.image_model not in IMAGE_MODELS:
+        raise InputError(f"unknown --image-model {opts.image_model!r}; choose one of {', '.join(IMAGE_MODELS)}")
+    if opts.image_model not in IMAGE_MODELS or opts.image_model == "none":
+        return
+    try:
+        run.image_key = _image_model_key(opts)
+    except MissingResourceError:
+        if explicit:
+            raise
+        return  # images will be skipped with this reason: no cache needed
+    # the cache is written after minutes of work: check it first
+    check_output_dir(Path(opts.cache_dir) if opts.cache_dir else default_cache_dir(), "the cache directory (--cache-dir)")
+
+
 def compute_features(
     dataset_path: str | os.PathLike, modalities: list[str] | None = None, opts: FeatureOptions | None = None, progress: bool = False
 ) -> dict:
@@ -432,6 +453,15 @@ def compute_features(
     opts = opts or FeatureOptions()
     _guard_torchvision()
     ds = load_dataset(dataset_path)
+    remove_stale(store.features_dir(ds.path))  # temporaries of a killed run
+    try:
+        store.read_manifest(ds.path)
+    except InputError as exc:
+        if not opts.force:
+            raise
+        # --force recomputes everything: a damaged manifest of our own derived files is simply started afresh
+        log.warning("%s; starting a new features manifest", exc)
+        (store.features_dir(ds.path) / store.MANIFEST).unlink()
     why_not = supported(ds, opts)
     explicit = modalities is not None
     if explicit:
@@ -445,12 +475,8 @@ def compute_features(
     else:
         todo = [m for m in MODALITIES if why_not[m] is None]
     run = _Run(ds, opts, progress)
-    if explicit and "image" in todo:
-        # fail before computing anything else when the asked-for image model is missing
-        if opts.image_model not in IMAGE_MODELS:
-            raise InputError(f"unknown --image-model {opts.image_model!r}; choose one of {', '.join(IMAGE_MODELS)}")
-        if opts.image_model != "none":
-            run.image_key = _image_model_key(opts)
+    if "image" in todo:
+        _prepare_images(run, opts, explicit)
     if not explicit:
         for m in MODALITIES:
             if why_not[m] is not None:

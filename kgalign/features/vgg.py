@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from kgalign.errors import InputError, MissingResourceError
+from kgalign.fsutil import describe_mode
 
 TORCHVISION_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 CHECKPOINT_NAME = "vgg16-397923af.pth"
@@ -131,6 +132,8 @@ def find_weights(weights: str | None, download: bool = False, timeout: float = 3
     """
     if weights:
         p = Path(weights)
+        if p.exists() and not p.is_file():  # a directory, FIFO or device: never opened (a FIFO would block)
+            raise InputError(f"is {describe_mode(p.stat().st_mode)}, expected a VGG-16 weights file", str(p))
         if not p.is_file():
             raise MissingResourceError(f"{p}: VGG-16 weights file not found")
         return p

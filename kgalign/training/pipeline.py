@@ -31,6 +31,7 @@ from kgalign.device import resolve_device, resolve_precision
 from kgalign.errors import InputError, KgalignError, MissingResourceError
 from kgalign.training.bootstrap import Bootstrapping, ILSchedule
 from kgalign.training.callbacks import Checkpointer, MetricsLog, ProgressBar
+from kgalign.training.checkpoint import has_checkpoint
 from kgalign.training.distributed import any_rank, destroy_process_group, dist_from_env, init_process_group, wrap_model
 from kgalign.training.loop import TrainingInterrupted, TrainingLoop
 from kgalign.training.results import TEST_SELECTION_WARNING, build_results
@@ -138,7 +139,9 @@ class Trainer:
         if missing:
             raise MissingResourceError(
                 f"{cfg['dataset']}: no stored features for modality {', '.join(missing)} (stored: {', '.join(stored)}); "
-                f"run `kgalign features {cfg['dataset']}` for them or choose others with --modalities"
+                f"compute them with `kgalign features {cfg['dataset']} --modalities {','.join(missing)}`"
+                + (" --name-from-iri (or ingest names with --kg1-names/--kg2-names)" if "name" in missing else "")
+                + " or choose others with --modalities"
             )
         cfg["modalities"] = list(wanted)
         load = list(wanted) + (["numeric_present"] if "numeric" in wanted and "numeric_present" in read_manifest(cfg["dataset"]) else [])
@@ -217,7 +220,7 @@ class Trainer:
                     "use the same options (or a new -o directory). Differences:\n  " + "\n  ".join(diff),
                     str(cfg_path),
                 )
-            if (out / rundir.CHECKPOINTS / "last.json").is_file():
+            if has_checkpoint(out / rundir.CHECKPOINTS):
                 return True
             done = [r.get("epoch", 0) for r in rundir.read_metrics(out / rundir.METRICS)]
             if done:
@@ -240,7 +243,7 @@ class Trainer:
         if not self.dist.enabled:
             return self._prepare_dir()
         error: BaseException | None = None
-        load = self.resume and (self.out / rundir.CHECKPOINTS / "last.json").is_file()
+        load = self.resume and has_checkpoint(self.out / rundir.CHECKPOINTS)
         if self.dist.is_main:
             try:
                 load = self._prepare_dir()
