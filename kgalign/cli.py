@@ -179,7 +179,9 @@ def ingest_cmd(
     kg2_names: List[str] = typer.Option([], "--kg2-names", metavar="FILE", help="KG2 names TSV."),
     kg1_images: List[str] = typer.Option([], "--kg1-images", metavar="FILE", help="KG1 images TSV (entity, URL or path)."),
     kg2_images: List[str] = typer.Option([], "--kg2-images", metavar="FILE", help="KG2 images TSV."),
-    kg1_names_from_iri: bool = typer.Option(False, "--kg1-names-from-iri", help="KG1 entities without a name get their IRI's local part."),
+    kg1_names_from_iri: bool = typer.Option(
+        False, "--kg1-names-from-iri", help="KG1 entities without a name get their IRI's local name (Rebecca_Hall -> Rebecca Hall)."
+    ),
     kg2_names_from_iri: bool = typer.Option(False, "--kg2-names-from-iri", help="Same for KG2."),
     underscores: bool = typer.Option(False, "--underscores-to-spaces", help="Names in name TSVs: '_' becomes ' ' (Wikipedia-style)."),
     links: List[str] = typer.Option([], "--links", metavar="FILE", help="Reference links: TSV (kg1, kg2) or RDF owl:sameAs. Repeatable."),
@@ -367,9 +369,6 @@ def features_cmd(
         help="minilm (default, offline), use-multilingual (kgalign[multilingual]), clip (text tower of --weights), "
         "or a sentence-transformers model path/name.",
     ),
-    name_from_iri: bool = typer.Option(
-        False, "--name-from-iri", help="Entities without a name get their IRI's local name (Rebecca_Hall -> Rebecca Hall)."
-    ),
     image_model: str = typer.Option(
         "vgg16",
         "--image-model",
@@ -427,7 +426,6 @@ def features_cmd(
             numeric_topk=numeric_topk,
             numeric_transform=numeric_transform,
             name_model=name_model,
-            name_from_iri=name_from_iri,
             image_model=image_model,
             weights=weights,
             clip_backend=clip_backend,

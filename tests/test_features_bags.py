@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from kgalign.data.store import Dataset
+from kgalign.data.terms import name_from_iri
 from kgalign.features.bags import attribute_features, relation_features
 from kgalign.features.numeric import numeric_features
-from kgalign.features.text import entity_names, name_from_iri
+from kgalign.features.text import entity_names
 
 KG1 = [
     "http://ex.org/r/Alice_Smith",
@@ -141,16 +142,16 @@ def test_numeric_robust_is_unit_invariant_and_clipped():
         numeric_features(ds, transform="zscore")
 
 
-def test_names_first_name_and_from_iri():
+def test_names_first_name_and_the_one_iri_rule():
     ds = make_dataset()
     names, meta = entity_names(ds)
     assert names[:3] == ["Alice Smith", "Bob", None]
     assert names[7] is None  # blank name counts as none
-    names2, meta2 = entity_names(ds, from_iri=True)
-    assert names2[2] == "Café Paris" and names2[3] == "Dora"
-    assert names2[8] is None  # Freebase ids are not IRIs
-    assert meta2["derived_from_iri"] == 3
+    assert meta["named"] == sum(n is not None for n in names)
     assert name_from_iri("<http://dbpedia.org/resource/Rebecca_Hall>") == "Rebecca Hall"
     assert name_from_iri("http://yago-knowledge.org/resource/Doncaster") == "Doncaster"
     assert name_from_iri("http://ex.org/ont#birth_date") == "birth date"
-    assert name_from_iri("/m/01m4kpp") is None
+    assert name_from_iri("/m/01m4kpp") is None  # Freebase ids are not IRIs
+    assert name_from_iri("_:b0") is None and name_from_iri("http://ex.org/") == "ex.org"
+    assert name_from_iri("urn:isbn:0451450523") == "0451450523"
+    assert name_from_iri("http://ex.org/Caf%C3%A9_Paris") == "Café Paris"

@@ -68,10 +68,8 @@ def test_dataset_without_images_then_reuse_and_recompute(tmp_path):
     assert load_features(ds, ["relation"])["relation"][0].shape == (9, 1)
     st = statuses(run(ds, "--json", "--modalities", "relation", "--relation-topk", "1", "--force"))
     assert st == {"relation": "computed"}
-    # --name-from-iri changes the name inputs: recomputed, IRI entities gain names
-    st = statuses(run(ds, "--json", "--modalities", "name", "--name-from-iri"))
-    assert st == {"name": "computed"}
-    assert load_features(ds, ["name"])["name"][1].tolist() == [True] * 5 + [True, True, False, False]
+    # a removed flag is an error, not silently ignored: IRI names come from ingest (--kgN-names-from-iri)
+    assert run(ds, "--modalities", "name", "--name-from-iri").exit_code == 2
 
     # the text table
     res = run(ds, "--cache-dir", cache)

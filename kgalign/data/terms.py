@@ -189,14 +189,19 @@ def image_source(value: str, base_dir: Path | None = None) -> str:
     return os.path.abspath(path)
 
 
-def name_from_iri(term: str) -> str:
-    """The local part of an IRI as a readable name: percent-decoded, underscores as spaces."""
-    local = term.rstrip("/")
-    for sep in ("#", "/", ":"):
-        if sep in local:
-            local = local.rsplit(sep, 1)[1]
-            break
-    return unquote(local).replace("_", " ").strip()
+def name_from_iri(term: str) -> str | None:
+    """A readable name from an IRI's local part: ``.../Rebecca_Hall`` -> ``Rebecca Hall``.
+
+    The part after the last ``#`` or ``/`` (for a URN, the last ``:``), percent-decoded,
+    underscores as spaces. None for terms that are not IRIs (Freebase mids such as
+    ``/m/01m4kpp``, blank nodes) or whose local part is empty.
+    """
+    t = term.strip().removeprefix("<").removesuffix(">").rstrip("/")
+    if t.startswith("_:") or not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", t):
+        return None
+    local = re.split(r"[/#]", t)[-1] if ("/" in t or "#" in t) else t.rsplit(":", 1)[-1]
+    local = unquote(local).replace("_", " ").strip()
+    return local or None
 
 
 # ---- blank nodes in files kgalign writes (export) and reads back (evaluate --links) ----

