@@ -42,10 +42,6 @@ app = typer.Typer(
 
 log = logging.getLogger("kgalign")
 
-# Offline by default: a hub look-up without network hangs for ~46 s otherwise.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
 
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at emit time (it may be replaced, e.g. by test runners)."""
@@ -390,7 +386,10 @@ def features_cmd(
         "ViT-B-32", "--clip-arch", help="open_clip architecture of --weights (open_clip route only), e.g. ViT-B-32, ViT-B-16, RN50."
     ),
     download: bool = typer.Option(
-        False, "--download", help="Allow downloading the VGG-16 weights through torch.hub (connected machines only)."
+        False,
+        "--download",
+        help="Allow downloading model weights (VGG-16 through torch.hub, text/CLIP models from their hubs); "
+        "off by default: nothing is fetched unless asked.",
     ),
     cache_dir: Optional[Path] = typer.Option(
         None, "--cache-dir", help="Image and image-vector cache (default $KGALIGN_CACHE_DIR or ~/.cache/kgalign)."

@@ -65,7 +65,10 @@ def test_report_of_the_example_run(tmp_path_factory, tmp_path):
     page = parse(out / "index.html")
     _check_figures(out, page)
     text = " ".join(page.text)
-    assert "Results of the selected model" in text and "Not reported by this model" in text
+    # NoCo reports its modality weights and confidences each epoch, so they are plotted
+    assert "Results of the selected model" in text and "Not reported by this model" not in text
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all("weight.graph" in r["model"] and "confidence.graph" in r["model"] for r in records)
     assert "threshold 0.6" in text and "review threshold 0.3" in text
     assert "http" not in "".join(i["src"][:30] for i in page.images)  # nothing external
     assert sorted(x.name for x in out.iterdir()) == sorted(["index.html", *(f for f, _, _ in FIGURES)])

@@ -5,8 +5,9 @@ Weights (``--weights``), with the architecture from ``--clip-arch`` (default ViT
 - a local checkpoint file (``.pt``/``.pth``/``.bin`` loaded by open_clip with
   ``torch.load(weights_only=True)``, or ``.safetensors``);
 - a pretrained tag of that architecture (e.g. ``openai``), resolved from the
-  local cache only while ``HF_HUB_OFFLINE`` is set (the CLI sets it): a tag
-  that is not cached fails at once with MissingResourceError, never waits.
+  local cache only unless downloads are allowed (``--download``, see
+  features/hub.py): a tag that is not cached fails at once with
+  MissingResourceError, never waits.
 
 The torchvision shim is applied before open_clip is imported. Features are the
 projected embeddings (``embed_dim``), not normalised, as on the transformers route.
@@ -27,7 +28,9 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 
 
 def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    from kgalign.features.hub import downloads_allowed
+
+    return not downloads_allowed() or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def import_open_clip():
@@ -93,7 +96,7 @@ def _check_cached(open_clip, cfg: dict, arch: str, tag: str) -> None:
     """Offline: the tag's weights must already be in open_clip's cache (no download, no wait)."""
     from open_clip.pretrained import download_pretrained, has_hf_hub
 
-    hint = f"pass --weights FILE with a local {arch} checkpoint, or set HF_HUB_OFFLINE=0 on a connected machine to download it"
+    hint = f"pass --weights FILE with a local {arch} checkpoint, or pass --download on a connected machine to download it"
     if cfg.get("hf_hub") and has_hf_hub():
         try:
             download_pretrained(cfg)  # huggingface_hub answers from its cache or fails at once when offline

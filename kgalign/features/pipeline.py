@@ -450,6 +450,13 @@ def compute_features(
     """Compute (or reuse) the features of ``dataset_path``. Returns a summary:
     ``{"dataset", "features": [{feature, status, dim, coverage, seconds, throughput, reason}]}``."""
     opts = opts or FeatureOptions()
+    from kgalign.features.hub import allowing_downloads
+
+    with allowing_downloads(opts.download):
+        return _compute_features(dataset_path, modalities, opts, progress)
+
+
+def _compute_features(dataset_path, modalities: list[str] | None, opts: FeatureOptions, progress: bool) -> dict:
     _guard_torchvision()
     ds = load_dataset(dataset_path)
     remove_stale(store.features_dir(ds.path))  # temporaries of a killed run

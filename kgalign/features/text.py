@@ -40,11 +40,15 @@ class SentenceTransformerEncoder:
     def __init__(self, name_or_path: str, device: str, batch_size: int):
         from sentence_transformers import SentenceTransformer
 
+        from kgalign.features.hub import allowing_downloads, downloads_allowed
+
         try:
-            self.model = SentenceTransformer(name_or_path, device=device)
+            with allowing_downloads(downloads_allowed()):  # offline hub client unless downloads are allowed
+                self.model = SentenceTransformer(name_or_path, device=device, local_files_only=not downloads_allowed())
         except (OSError, ValueError) as exc:
             raise MissingResourceError(
-                f"cannot load sentence-transformers model {name_or_path!r} offline ({exc}); pass a local model directory with --name-model"
+                f"cannot load sentence-transformers model {name_or_path!r} ({exc}); pass a local model directory with --name-model, "
+                "or allow the download with --download on a connected machine"
             ) from None
         self.dim = int(
             self.model.get_embedding_dimension()
