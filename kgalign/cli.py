@@ -410,12 +410,9 @@ def features_cmd(
     as_json: bool = JsonOpt,
 ):
     setup_logging(quiet, verbose)
-    from kgalign.errors import InputError
     from kgalign.features.pipeline import FeatureOptions, compute_features, summary_table
 
     def build():
-        if device not in ("auto", "cpu", "cuda"):
-            raise InputError(f"--device must be auto, cpu or cuda; got {device!r}")
         mods = None
         if modalities:
             mods = [m.strip() for m in modalities.split(",") if m.strip()]
@@ -441,8 +438,6 @@ def features_cmd(
             batch_size=batch_size,
             force=force,
         )
-        if opts.numeric_transform not in ("quantile", "robust"):
-            raise InputError(f"--numeric-transform must be quantile or robust; got {numeric_transform!r}")
         return compute_features(dataset, mods, opts, progress=show_progress(quiet))
 
     summary = run_guarded(build)

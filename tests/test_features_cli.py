@@ -189,3 +189,21 @@ def test_images_without_vgg_weights(image_dataset, monkeypatch):
     assert "image features skipped" in res.stderr and "--weights" in res.stderr
     assert "image" not in read_manifest(ds)
     assert server.hits == {}
+
+
+def test_the_library_checks_options_as_the_cli_does(tmp_path):
+    """The Python API refuses what the CLI refuses, with the same message (one validator)."""
+    from kgalign.errors import InputError
+    from kgalign.features.pipeline import FeatureOptions, compute_features
+
+    ds = write_dataset(make_dataset(), tmp_path / "ds")
+    for opts, msg in [
+        (FeatureOptions(numeric_transform="zscore"), "--numeric-transform must be one of quantile, robust"),
+        (FeatureOptions(device="gpu"), "--device must be auto, cpu, cuda or cuda:N"),
+        (FeatureOptions(total_timeout=float("nan")), "--total-timeout must be a positive number"),
+        (FeatureOptions(relation_topk=0), "--relation-topk must be an integer >= 1"),
+    ]:
+        with pytest.raises(InputError, match=msg):
+            compute_features(ds, ["relation"], opts)
+    res = run(ds, "--modalities", "relation", "--device", "gpu")
+    assert res.exit_code == 2 and "--device must be auto, cpu, cuda or cuda:N" in res.output

@@ -63,6 +63,30 @@ class FeatureOptions:
     batch_size: int = 32
     force: bool = False
 
+    def validate(self) -> None:
+        """The checks of these options, for the library and the CLI alike (InputError naming the option)."""
+        import math
+        import re
+
+        from kgalign.features.numeric import TRANSFORMS
+
+        if self.numeric_transform not in TRANSFORMS:
+            raise InputError(f"--numeric-transform must be one of {', '.join(TRANSFORMS)}; got {self.numeric_transform!r}")
+        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|cuda|cuda:\d+", self.device.strip().lower()):
+            raise InputError(f"--device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+        if self.clip_backend not in ("auto", "open_clip", "transformers"):
+            raise InputError(f"--clip-backend must be auto, open_clip or transformers; got {self.clip_backend!r}")
+        for name in ("relation_topk", "attribute_topk", "numeric_topk", "workers", "batch_size", "max_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be an integer >= 1; got {value!r}")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise InputError(f"--retries must be an integer >= 0; got {self.retries!r}")
+        for name in ("timeout", "total_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise InputError(f"--{name.replace('_', '-')} must be a positive number of seconds; got {value!r}")
+
 
 def _coverage(ds: Dataset, mask: np.ndarray) -> dict:
     out = {}
@@ -457,6 +481,7 @@ def compute_features(
 
 
 def _compute_features(dataset_path, modalities: list[str] | None, opts: FeatureOptions, progress: bool) -> dict:
+    opts.validate()
     _guard_torchvision()
     ds = load_dataset(dataset_path)
     remove_stale(store.features_dir(ds.path))  # temporaries of a killed run
