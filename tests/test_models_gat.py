@@ -67,11 +67,13 @@ def assert_same_as_gatconv(n, edges, in_dim, out_dim, heads, concat, seed=0, dro
     heads=st.integers(1, 3),
     out_dim=st.integers(1, 6),
     concat=st.booleans(),
+    unique=st.booleans(),
     seed=st.integers(0, 10_000),
 )
-def test_matches_gatconv_values_and_gradients(n, density, heads, out_dim, concat, seed):
+def test_matches_gatconv_values_and_gradients(n, density, heads, out_dim, concat, unique, seed):
+    # Duplicate edges count twice in the softmax, as in GATConv.
     gen = torch.Generator().manual_seed(seed)
-    edges = random_edges(n, int(density * n), gen)
+    edges = random_edges(n, int(density * n), gen, unique=unique)
     assert_same_as_gatconv(n, edges, 5, out_dim, heads, concat, seed=seed)
 
 
