@@ -21,37 +21,84 @@ def reset_children(module: nn.Module) -> None:
 class GraphEncoder(nn.Module):
     """Learnable entity table followed by a multi-layer, multi-head graph attention network.
 
-    Uses torch_geometric's ``GATConv`` (plain-torch path). With ``concat=True``
+    ``impl="sparse"`` (default) runs each layer as :class:`~kgalign.models.gat.SparseGATConv`,
+    whose aggregation is a CSR product instead of per-edge message tensors;
+    ``impl="pyg"`` uses torch_geometric's ``GATConv`` (plain-torch path). With
+    ``weight="full"`` both compute the same function with the same parameter
+    names and, under one seed, the same initial weights. With ``concat=True``
     each of the ``heads`` heads outputs ``dim // heads`` channels and the heads
-    are concatenated, so the width stays ``dim`` while the per-edge message
-    tensors are half as wide as with averaged ``dim``-wide heads (about 2x
-    cheaper on CPU, docs/models/noco.md). ELU follows every layer but the last
-    (MEAformer/MCLEA code). Self loops are added, as in the reference GAT.
+    are concatenated, so the width stays ``dim`` (docs/models/noco.md). ELU
+    follows every layer but the last (MEAformer/MCLEA code). Self loops are
+    added, as in the reference GAT.
+
+    ``weight="diagonal"`` is the reference codes' layer (MCLEA/MEAformer/NoCo,
+    reference-implementations.md §5): ``h_k = x ⊙ w_k`` with ``w_k`` starting
+    at ones, scores ``exp(-LeakyReLU(a_k·[h_i ‖ h_j]))``, no bias, ``dim``-wide
+    heads averaged (so it needs ``concat=False``).
 
     Args:
         num_entities: n.
         dim: embedding width d (also the output width).
         heads: attention heads per layer.
-        layers: number of GATConv layers.
+        layers: number of attention layers.
         concat: concatenate ``dim // heads``-wide heads (True) or average
             ``dim``-wide heads (False, the reference layout).
         attn_dropout: dropout on attention coefficients (training only).
+        impl: ``"sparse"`` or ``"pyg"``.
+        weight: ``"full"`` or ``"diagonal"`` (sparse only).
     Shapes:
         forward(edge_index (2, E)) -> (n, dim)
     """
 
-    def __init__(self, num_entities: int, dim: int = 300, heads: int = 2, layers: int = 2, concat: bool = True, attn_dropout: float = 0.0):
+    def __init__(
+        self,
+        num_entities: int,
+        dim: int = 300,
+        heads: int = 2,
+        layers: int = 2,
+        concat: bool = True,
+        attn_dropout: float = 0.0,
+        impl: str = "sparse",
+        weight: str = "full",
+    ):
         super().__init__()
-        from torch_geometric.nn import GATConv
-
+        if impl not in ("sparse", "pyg"):
+            raise ValueError(f"impl must be 'sparse' or 'pyg', got {impl!r}")
+        if weight not in ("full", "diagonal"):
+            raise ValueError(f"weight must be 'full' or 'diagonal', got {weight!r}")
+        if weight == "diagonal" and impl == "pyg":
+            raise ValueError("weight='diagonal' needs impl='sparse' (GATConv has no diagonal weight)")
+        if weight == "diagonal" and concat:
+            raise ValueError("weight='diagonal' averages dim-wide heads (the reference layout); set concat=False")
         if concat and dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.impl, self.weight = impl, weight
         self.entity = nn.Parameter(torch.empty(num_entities, dim))
         self._init_entity()  # before the layers are built: the order of random draws fixes every seeded result
         out = dim // heads if concat else dim
-        self.convs = nn.ModuleList(
-            GATConv(dim, out, heads=heads, concat=concat, dropout=attn_dropout, add_self_loops=True) for _ in range(layers)
-        )
+        if impl == "pyg":
+            from torch_geometric.nn import GATConv
+
+            self.convs = nn.ModuleList(
+                GATConv(dim, out, heads=heads, concat=concat, dropout=attn_dropout, add_self_loops=True) for _ in range(layers)
+            )
+        else:
+            from kgalign.models.gat import SparseGATConv
+
+            ref = weight == "diagonal"  # the reference layer: negative score sign, no bias
+            self.convs = nn.ModuleList(
+                SparseGATConv(dim, out, heads, concat, attn_dropout, weight=weight, negative_score=ref, bias=not ref) for _ in range(layers)
+            )
+        self._graph = None  # (edge_index, its version, CSRGraph): rebuilt only when the edges change
+
+    def _csr_graph(self, edge_index: Tensor):
+        from kgalign.models.gat import CSRGraph
+
+        cached = self._graph
+        if cached is None or cached[0] is not edge_index or cached[1] != edge_index._version:
+            cached = (edge_index, edge_index._version, CSRGraph(edge_index, self.entity.shape[0]))
+            self._graph = cached
+        return cached[2]
 
     def _init_entity(self) -> None:
         # MEAformer/MCLEA: N(0, 1/n).
@@ -64,8 +111,9 @@ class GraphEncoder(nn.Module):
 
     def forward(self, edge_index: Tensor) -> Tensor:
         x = self.entity
+        graph = edge_index if self.impl == "pyg" else self._csr_graph(edge_index)
         for i, conv in enumerate(self.convs):
-            x = conv(x, edge_index)
+            x = conv(x, graph)
             if i < len(self.convs) - 1:
                 x = F.elu(x)
         return x
