@@ -62,7 +62,8 @@ class MultiModalEncoder(nn.Module):
         feature_dims: ``{modality: input width}`` of the feature modalities.
         graph_dim: width of the entity table and GAT.
         feature_out: ``{modality: output width}``.
-        heads, layers, concat, attn_dropout: :class:`GraphEncoder` settings.
+        heads, layers, concat, attn_dropout, gat_impl, gat_weight: :class:`GraphEncoder` settings
+            (``impl``: sparse | pyg; ``weight``: full | diagonal).
         l2_inputs: modalities whose feature rows are L2-normalised first.
     Shapes:
         forward(features {m: (n, f_m)}, masks {m: (n,)}, edge_index (2, E))
@@ -80,10 +81,14 @@ class MultiModalEncoder(nn.Module):
         concat: bool = True,
         attn_dropout: float = 0.0,
         l2_inputs=("image",),
+        gat_impl: str = "sparse",
+        gat_weight: str = "full",
     ):
         super().__init__()
         self.names = modality_order(feature_dims)
-        self.graph = GraphEncoder(num_entities, graph_dim, heads=heads, layers=layers, concat=concat, attn_dropout=attn_dropout)
+        self.graph = GraphEncoder(
+            num_entities, graph_dim, heads=heads, layers=layers, concat=concat, attn_dropout=attn_dropout, impl=gat_impl, weight=gat_weight
+        )
         self.proj = nn.ModuleDict({m: FeatureProjection(feature_dims[m], feature_out[m], l2_input=m in l2_inputs) for m in self.names[1:]})
         self.dims = {"graph": graph_dim, **{m: feature_out[m] for m in self.names[1:]}}
 

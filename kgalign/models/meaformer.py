@@ -27,6 +27,7 @@ class MEAformer(AlignmentModel):
         inputs: the dataset's :class:`ModelInputs`.
         hidden: width of every modality embedding (tokens must share it).
         gat_heads, gat_layers, gat_concat, gat_attn_dropout: structural encoder.
+        gat_impl, gat_weight: its implementation (sparse | pyg) and weight layout (full | diagonal, the reference codes').
         fusion_heads, fusion_layers, fusion_dropout, fusion_ffn: the cross-modal
             attention (``fusion_ffn`` 0 = no FFN block, the FB-dataset setting).
         tau, alpha: ICL temperature and direction mix.
@@ -44,6 +45,8 @@ class MEAformer(AlignmentModel):
         gat_layers: int = 2,
         gat_concat: bool = True,
         gat_attn_dropout: float = 0.0,
+        gat_impl: str = "sparse",
+        gat_weight: str = "full",
         fusion_heads: int = 1,
         fusion_layers: int = 1,
         fusion_dropout: float = 0.1,
@@ -63,6 +66,8 @@ class MEAformer(AlignmentModel):
             layers=gat_layers,
             concat=gat_concat,
             attn_dropout=gat_attn_dropout,
+            gat_impl=gat_impl,
+            gat_weight=gat_weight,
             l2_inputs=tuple(l2_inputs),
         )
         self.names = self.encoder.names

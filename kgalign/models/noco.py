@@ -46,6 +46,7 @@ class NoCo(AlignmentModel):
         inputs: the dataset's :class:`ModelInputs`.
         hidden: width of every modality embedding.
         gat_heads, gat_layers, gat_concat, gat_attn_dropout: structural encoder.
+        gat_impl, gat_weight: its implementation (sparse | pyg) and weight layout (full | diagonal, the reference codes').
         tau, alpha: ICL temperature and direction mix.
         noise: False disables the noise (ablation "w/o NA"); the maps stay.
         noise_modalities: modalities to augment; None means all present ones.
@@ -69,6 +70,8 @@ class NoCo(AlignmentModel):
         gat_layers: int = 2,
         gat_concat: bool = True,
         gat_attn_dropout: float = 0.0,
+        gat_impl: str = "sparse",
+        gat_weight: str = "full",
         tau: float = 0.1,
         alpha: float = 0.5,
         noise: bool = True,
@@ -98,6 +101,8 @@ class NoCo(AlignmentModel):
             layers=gat_layers,
             concat=gat_concat,
             attn_dropout=gat_attn_dropout,
+            gat_impl=gat_impl,
+            gat_weight=gat_weight,
             l2_inputs=tuple(l2_inputs),
         )
         self.names = self.encoder.names
