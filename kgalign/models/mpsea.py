@@ -137,7 +137,16 @@ class MPSEA(AlignmentModel):
                 else:  # no typed edges: one relation, its two directions undistinguished
                     index, types, num_rel = inputs.edge_index, torch.zeros_like(inputs.edge_index[0]), 1
                 self.graph = MultiWeightGAT(
-                    self.num_entities, hidden, index.long(), types.long(), num_rel, gat_heads, gat_layers, gat_concat, gat_attn_dropout, gat_bands
+                    self.num_entities,
+                    hidden,
+                    index.long(),
+                    types.long(),
+                    num_rel,
+                    gat_heads,
+                    gat_layers,
+                    gat_concat,
+                    gat_attn_dropout,
+                    gat_bands,
                 )
             else:
                 self.graph = GraphEncoder(self.num_entities, hidden, gat_heads, gat_layers, gat_concat, gat_attn_dropout)
@@ -200,7 +209,12 @@ class MPSEA(AlignmentModel):
         groups = [{"name": "main", "params": [p for p in self.parameters() if id(p) not in aux]}]
         if aux:
             groups.append(
-                {"name": "cprl", "params": [p for mod in self.aux_modules() for p in mod.parameters()], "lr_scale": 1.0, "weight_decay": 0.0}
+                {
+                    "name": "cprl",
+                    "params": [p for mod in self.aux_modules() for p in mod.parameters()],
+                    "lr_scale": 1.0,
+                    "weight_decay": 0.0,
+                }
             )
         return groups
 
@@ -312,7 +326,9 @@ class MPSEA(AlignmentModel):
             mi = self.mi.pointwise(joint[ents], clean[ents], clean[self.mi_pool])
             mi = mi / math.log(max(len(self.mi_pool), 2))  # about [-1, 1]: comparable with a cosine
             cos = F.cosine_similarity(joint[a], joint[b], dim=-1)
-            reward = cprl_reward(cos, (mi[: len(a)] + mi[len(a) :]) / 2, self.reward_threshold, self.mi_weight, self.reward_bonus, self.reward_penalty)
+            reward = cprl_reward(
+                cos, (mi[: len(a)] + mi[len(a) :]) / 2, self.reward_threshold, self.mi_weight, self.reward_bonus, self.reward_penalty
+            )
         # Both ends of a pair chose their level; both share the pair's reward.
         l_policy = reinforce_loss(out.aux["logits"][ents], out.aux["action"][ents], torch.cat([reward, reward]), self.entropy_weight)
         return l_policy, l_mi, float(reward.mean())

@@ -23,7 +23,6 @@ channels land in which patch). On that grid:
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
