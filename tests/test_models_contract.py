@@ -13,6 +13,7 @@ SMALL = {
     "noco": {"hidden": 32, "noise_size": 16, "uni_conf_hidden": 16},
     "meaformer": {"hidden": 32},
     "mclea": {"hidden": 32, "feature_dim": 12},
+    "mpsea": {"hidden": 32, "fusion_heads": 4, "fusion_ffn": 32, "outlook_grid": 8},
 }
 DIMS = {"relation": 20, "attribute": 12, "name": 16, "image": 24}
 
