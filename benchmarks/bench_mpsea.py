@@ -87,7 +87,12 @@ def _child_gat(args) -> dict:
         enc.zero_grad(set_to_none=True)
         if i:
             times.append(time.perf_counter() - t0)
-    return {"variant": args.variant, "edges": int(rel.index.shape[1]), "fwd_bwd_s": round(statistics.median(times), 3), "peak_rss_gb": _peak_gb()}
+    return {
+        "variant": args.variant,
+        "edges": int(rel.index.shape[1]),
+        "fwd_bwd_s": round(statistics.median(times), 3),
+        "peak_rss_gb": _peak_gb(),
+    }
 
 
 def _child_epoch(args) -> dict:
@@ -117,7 +122,12 @@ def _child_epoch(args) -> dict:
         opt.step()
         if i:
             times.append(time.perf_counter() - t0)
-    return {"variant": args.variant, "epoch_s": round(statistics.median(times), 3), "epochs_s": [round(t, 3) for t in times], "peak_rss_gb": _peak_gb()}
+    return {
+        "variant": args.variant,
+        "epoch_s": round(statistics.median(times), 3),
+        "epochs_s": [round(t, 3) for t in times],
+        "peak_rss_gb": _peak_gb(),
+    }
 
 
 def _spawn(kind: str, variant: str, argv: list[str]) -> dict:
