@@ -310,12 +310,13 @@ class MPSEA(AlignmentModel):
         total = l_joint + l_icl + l_licl
         parts = {"joint": float(l_joint.detach()), "icl": float(l_icl.detach()), "licl": float(l_licl.detach())}
         if self.policy is not None and len(links) >= 2:
-            l_policy, l_mi, reward = self._cprl_loss(out, links)
+            l_policy, l_mi, reward = self.cprl_loss(out, links)
             total = total + l_policy + l_mi
             parts.update(policy=float(l_policy.detach()), mi=float(-l_mi.detach()), reward=float(reward))
         return total, parts
 
-    def _cprl_loss(self, out: ModelOutput, links: Tensor) -> tuple[Tensor, Tensor, float]:
+    def cprl_loss(self, out: ModelOutput, links: Tensor) -> tuple[Tensor, Tensor, float]:
+        """``(L_policy, L_MI, mean reward)`` of one batch of anchor pairs, from detached embeddings."""
         a, b = links[:, 0], links[:, 1]
         ents = torch.cat([a, b])
         joint = out["joint"].detach().float()
