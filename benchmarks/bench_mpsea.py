@@ -2,7 +2,7 @@
 
 Two measurements, each model in its own child process so that each peak RSS is its own:
 
-- ``gat``: fwd+bwd of the 2-layer, 2-head, 300-d structural encoder, PyG
+- ``gat``: fwd+bwd (timed alternately in one process) of the 2-layer, 2-head, 300-d structural encoder, PyG
   ``GATConv`` (kgalign's plain GAT) versus :class:`MultiWeightGAT` (relation
   groups), on ``--gat-entities`` nodes and ``--gat-edges`` typed directed edges;
 - ``epoch``: one full training epoch (forward over all entities, loss on one
@@ -59,7 +59,14 @@ def _peak_gb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process: less sensitive to other jobs than wall time."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _child_gat(args) -> dict:
+    """Both encoders in one process, timed alternately, so that other jobs slow both alike."""
     import torch
 
     from kgalign.models.layers import GraphEncoder
@@ -68,31 +75,29 @@ def _child_gat(args) -> dict:
     inputs = _inputs(args.gat_entities, args.gat_edges, args.relations)
     rel = inputs.relation_edges
     torch.manual_seed(0)
-    if args.variant == "plain":
-        # Same edges, untyped: the plain GAT sees the undirected graph.
-        enc = GraphEncoder(inputs.num_entities, 300, 2, 2, True)
-
-        def run():
-            return enc(rel.index)
-    else:
-        enc = MultiWeightGAT(inputs.num_entities, 300, rel.index, rel.type, rel.num_relations, 2, 2, True, 0.0, args.bands)
-
-        def run():
-            return enc()
-
-    times = []
+    plain = GraphEncoder(inputs.num_entities, 300, 2, 2, True)  # the same edges, untyped
+    multi = MultiWeightGAT(inputs.num_entities, 300, rel.index, rel.type, rel.num_relations, 2, 2, True, 0.0, args.bands)
+    runs = {"plain": lambda: plain(rel.index), "multi_weight": lambda: multi()}
+    times = {k: [] for k in runs}
+    cpu = {k: [] for k in runs}
     for i in range(args.repeats + 1):
-        t0 = time.perf_counter()
-        run().square().mean().backward()
-        enc.zero_grad(set_to_none=True)
-        if i:
-            times.append(time.perf_counter() - t0)
-    return {
-        "variant": args.variant,
+        for name, run in runs.items():
+            c0, t0 = _cpu_seconds(), time.perf_counter()
+            run().square().mean().backward()
+            if i:
+                times[name].append(time.perf_counter() - t0)
+                cpu[name].append(_cpu_seconds() - c0)
+        plain.zero_grad(set_to_none=True)
+        multi.zero_grad(set_to_none=True)
+    res = {
         "edges": int(rel.index.shape[1]),
-        "fwd_bwd_s": round(statistics.median(times), 3),
-        "peak_rss_gb": _peak_gb(),
+        "groups": multi.num_groups,
+        **{f"{k}_fwd_bwd_s": round(statistics.median(v), 3) for k, v in times.items()},
+        **{f"{k}_cpu_s": round(statistics.median(v), 3) for k, v in cpu.items()},
     }
+    res["time_ratio"] = round(res["multi_weight_fwd_bwd_s"] / res["plain_fwd_bwd_s"], 2)
+    res["cpu_ratio"] = round(res["multi_weight_cpu_s"] / res["plain_cpu_s"], 2)
+    return res
 
 
 def _child_epoch(args) -> dict:
@@ -111,10 +116,10 @@ def _child_epoch(args) -> dict:
     n1 = args.entities // 2
     links = torch.from_numpy(np.stack([rng.choice(n1, args.links, replace=False), n1 + rng.choice(n1, args.links, replace=False)], 1))
     model.train()
-    times = []
+    times, cpu = [], []
     for i in range(args.repeats + 1):
         amp = torch.autocast("cpu", dtype=torch.bfloat16) if args.amp == "bf16" else contextlib.nullcontext()
-        t0 = time.perf_counter()
+        c0, t0 = _cpu_seconds(), time.perf_counter()
         with amp:
             loss, _ = model.loss(model(), links)
         opt.zero_grad(set_to_none=True)
@@ -122,9 +127,11 @@ def _child_epoch(args) -> dict:
         opt.step()
         if i:
             times.append(time.perf_counter() - t0)
+            cpu.append(_cpu_seconds() - c0)
     return {
         "variant": args.variant,
         "epoch_s": round(statistics.median(times), 3),
+        "cpu_s": round(statistics.median(cpu), 3),
         "epochs_s": [round(t, 3) for t in times],
         "peak_rss_gb": _peak_gb(),
     }
@@ -165,8 +172,7 @@ def main(argv=None) -> int:
     passthrough = [a for a in (argv if argv is not None else sys.argv[1:]) if a not in ("--only", "gat", "epoch")]
     result = {"threads": args.threads, "amp": args.amp, "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
     if args.only in (None, "gat"):
-        plain, multi = _spawn("gat", "plain", passthrough), _spawn("gat", "multi", passthrough)
-        result["gat"] = {"plain": plain, "multi_weight": multi, "time_ratio": round(multi["fwd_bwd_s"] / plain["fwd_bwd_s"], 2)}
+        result["gat"] = _spawn("gat", "both", passthrough)
     if args.only in (None, "epoch"):
         noco, mpsea = _spawn("epoch", "noco", passthrough), _spawn("epoch", "mpsea", passthrough)
         result["epoch"] = {
@@ -174,6 +180,7 @@ def main(argv=None) -> int:
             "noco": noco,
             "mpsea": mpsea,
             "time_ratio": round(mpsea["epoch_s"] / noco["epoch_s"], 2),
+            "cpu_ratio": round(mpsea["cpu_s"] / noco["cpu_s"], 2),
             "peak_rss_ratio": round(mpsea["peak_rss_gb"] / noco["peak_rss_gb"], 2),
         }
     result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
