@@ -275,3 +275,13 @@ def test_untyped_graph_and_dense_numeric_fallbacks():
     loss, _ = model.loss(model(), links)
     loss.backward()
     assert torch.isfinite(loss)
+
+
+def test_one_link_batch_still_trains_every_network(data):
+    # A data-parallel shard may hold a single pair; DDP's static graph needs the same parameters every step.
+    inputs, links = data
+    model = _model(inputs)
+    loss, parts = model.loss(model(), links[:1])
+    loss.backward()
+    assert torch.isfinite(loss) and "policy" in parts
+    assert all(p.grad is not None for m in model.aux_modules() for p in m.parameters())

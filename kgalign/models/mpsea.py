@@ -309,7 +309,7 @@ class MPSEA(AlignmentModel):
         l_icl, l_licl = self.loss_weights(icl), self.loss_weights(licl)
         total = l_joint + l_icl + l_licl
         parts = {"joint": float(l_joint.detach()), "icl": float(l_icl.detach()), "licl": float(l_licl.detach())}
-        if self.policy is not None and len(links) >= 2:
+        if self.policy is not None and len(links) > 0:  # every step: DDP runs with static_graph
             l_policy, l_mi, reward = self.cprl_loss(out, links)
             total = total + l_policy + l_mi
             parts.update(policy=float(l_policy.detach()), mi=float(-l_mi.detach()), reward=float(reward))
