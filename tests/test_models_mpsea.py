@@ -114,6 +114,9 @@ def test_absent_modalities_are_zero_and_weightless(data):
 def test_every_switch_changes_the_computation(data, switch):
     inputs, _ = data
     default = _model(inputs)
+    if "cprl" in switch:
+        with torch.no_grad():  # an untrained policy may pick base_level itself: make it choose another level
+            default.policy.net[-1].bias.copy_(torch.tensor([0.0, 0.0, 10.0]))
     variant = _model(inputs, **switch)
     # Same weights wherever the variant has them: the difference is the switched component only.
     target = variant.state_dict()
@@ -228,6 +231,10 @@ def test_reset_parameters_is_reproducible(data):
     changed = [k for k in first if not torch.equal(first[k], trained[k])]
     assert "graph.entity" in changed and "policy.net.0.weight" in changed and "dnef.centres" in changed
     assert (model.loss_weights.log_vars == 0).all() and (model.mmpf.prefix_scale == 1).all()
+    # Components own their initialisation: the multi-weight GAT starts as the plain GAT again.
+    w = model.graph.convs[0].weight.view(model.graph.num_groups + 1, -1, 40)
+    assert all(torch.equal(w[0], w[s]) for s in range(1, len(w)))
+    assert model.dnef.key.abs().max() < 1.0  # std 0.1, not nn.Embedding's N(0, 1)
 
 
 def test_state_dict_round_trip(data, tmp_path):

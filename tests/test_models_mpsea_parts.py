@@ -41,7 +41,7 @@ def test_multi_weight_conv_with_one_shared_matrix_is_pyg_gat():
     conv = MultiWeightGATConv(16, 16, heads=2, num_groups=1, num_types=1)
     with torch.no_grad():
         ref.bias.normal_()
-        conv.lin.weight.copy_(torch.cat([ref.lin.weight, ref.lin.weight]))
+        conv.weight.copy_(torch.cat([ref.lin.weight, ref.lin.weight]))
         conv.att_src.copy_(ref.att_src.expand(2, -1, -1))
         conv.att_dst.copy_(ref.att_dst[0])
         conv.bias.copy_(ref.bias)
@@ -52,7 +52,7 @@ def test_multi_weight_conv_with_one_shared_matrix_is_pyg_gat():
     conv2 = MultiWeightGATConv(16, 16, heads=2, num_groups=2, num_types=2)
     with torch.no_grad():
         w = ref.lin.weight
-        conv2.lin.weight.copy_(torch.cat([w, w, w.flip(0)]))
+        conv2.weight.copy_(torch.cat([w, w, w.flip(0)]))
         conv2.att_src.copy_(ref.att_src.expand(3, -1, -1))
         conv2.att_dst.copy_(ref.att_dst[0])
         conv2.bias.copy_(ref.bias)
@@ -64,7 +64,7 @@ def test_multi_weight_conv_with_one_shared_matrix_is_pyg_gat():
 
 def test_multi_weight_conv_starts_as_a_plain_gat():
     conv = MultiWeightGATConv(16, 16, heads=2, num_groups=3, num_types=5)
-    w = conv.lin.weight.view(4, 16, 16)
+    w = conv.weight.view(4, 16, 16)
     assert all(torch.equal(w[0], w[s]) and torch.equal(conv.att_src[0], conv.att_src[s]) for s in range(1, 4))
     assert (conv.type_bias == 0).all()
     torch.manual_seed(1)

@@ -41,7 +41,8 @@ class DNEF(nn.Module):
         self.centres = nn.Parameter(torch.empty(num_attributes, kernels))
         self.log_width = nn.Parameter(torch.empty(num_attributes, kernels))
         self.refine = nn.Sequential(nn.Linear(kernels, dim), nn.ReLU(), nn.Linear(dim, dim))
-        self.key = nn.Embedding(num_attributes, dim)
+        # A raw parameter, not nn.Embedding: reset_parameters() owns its initialisation.
+        self.key = nn.Parameter(torch.empty(num_attributes, dim))
         self.combine = nn.Linear(2 * dim, dim)
         self.out = nn.Linear(dim, dim)
         self.reset_parameters()
@@ -52,7 +53,7 @@ class DNEF(nn.Module):
             self.centres.copy_(torch.linspace(self.low, self.high, k).expand_as(self.centres))
             # Neighbouring kernels overlap: width = spacing.
             self.log_width.fill_(float(torch.log(torch.tensor((self.high - self.low) / max(k - 1, 1)))))
-        nn.init.normal_(self.key.weight, std=0.1)
+        nn.init.normal_(self.key, std=0.1)
 
     def forward(self, entity: Tensor, attribute: Tensor, value: Tensor, num_entities: int) -> Tensor:
         dim = self.out.out_features
@@ -61,7 +62,7 @@ class DNEF(nn.Module):
         centres = self.centres[attribute]
         width = self.log_width[attribute].exp()
         phi = torch.exp(-(((value.unsqueeze(1) - centres) / width) ** 2))  # (k, K)
-        fact = F.relu(self.combine(torch.cat([self.refine(phi), self.key(attribute)], -1)))
+        fact = F.relu(self.combine(torch.cat([self.refine(phi), self.key[attribute]], -1)))
         pooled = fact.new_zeros(num_entities, dim).index_add_(0, entity, fact)
         count = torch.bincount(entity, minlength=num_entities).clamp(min=1).unsqueeze(1)
         present = (torch.bincount(entity, minlength=num_entities) > 0).unsqueeze(1)

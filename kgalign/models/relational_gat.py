@@ -99,7 +99,9 @@ class MultiWeightGATConv(nn.Module):
             raise ValueError(f"out_dim {out_dim} is not divisible by heads {heads}")
         self.heads, self.concat, self.slots = heads, concat, num_groups + 1
         self.channels = out_dim // heads if concat else out_dim
-        self.lin = nn.Linear(in_dim, self.slots * heads * self.channels, bias=False)
+        self.in_dim = in_dim
+        # Raw parameters, not nn.Linear: reset_parameters() owns their (shared) initialisation.
+        self.weight = nn.Parameter(torch.empty(self.slots * heads * self.channels, in_dim))
         self.att_src = nn.Parameter(torch.empty(self.slots, heads, self.channels))
         self.att_dst = nn.Parameter(torch.empty(heads, self.channels))
         self.type_bias = nn.Parameter(torch.empty(num_types + 1, heads))
@@ -112,11 +114,11 @@ class MultiWeightGATConv(nn.Module):
         and training lets the groups diverge. Independent draws per slot put the self loop and
         each group in unrelated random subspaces and cost about two thirds of Hits@1 on the
         example graphs after 30 steps (docs/models/mpsea.md)."""
-        fan_in, fan_out = self.lin.in_features, self.heads * self.channels
+        fan_in, fan_out = self.in_dim, self.heads * self.channels
         bound = math.sqrt(6.0 / (fan_in + fan_out))
         with torch.no_grad():
             w = torch.empty(fan_out, fan_in).uniform_(-bound, bound)
-            self.lin.weight.copy_(w.repeat(self.slots, 1))
+            self.weight.copy_(w.repeat(self.slots, 1))
             b = math.sqrt(6.0 / (self.heads + self.channels))  # PyG's glorot on (heads, channels)
             self.att_src.copy_(torch.empty(self.heads, self.channels).uniform_(-b, b).expand_as(self.att_src))
             self.att_dst.uniform_(-b, b)
@@ -132,10 +134,10 @@ class MultiWeightGATConv(nn.Module):
         dst = torch.cat([dst, loops])
         slot = torch.cat([group + 1, loops.new_zeros(n)])
         etype = torch.cat([etype, loops.new_full((n,), self.type_bias.shape[0] - 1)])
-        z = self.lin(x)  # (n, slots * h * c)
+        z = F.linear(x, self.weight)  # (n, slots * h * c)
         # The attention scores are linear in x: fold the attention vectors into the weight
         # (a thin matmul instead of a pass over the (n, slots, h, c) tensor and its backward).
-        w = self.lin.weight.view(self.slots, h, c, -1)
+        w = self.weight.view(self.slots, h, c, -1)
         w_src = torch.einsum("shci,shc->shi", w, self.att_src).reshape(self.slots * h, -1)
         w_dst = torch.einsum("hci,hc->hi", w[0], self.att_dst)
         scores = F.linear(x, torch.cat([w_src, w_dst]))
