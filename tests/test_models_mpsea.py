@@ -84,8 +84,9 @@ def test_shapes_modalities_and_inputs_used(data):
     assert all(out[m].shape == (200, 40) for m in model.names) and out["joint"].shape == (200, 200)
     assert out.aux["hidden"].shape == (200, 5, 40) and out.aux["weights"].shape == (200, 5)
     assert out.aux["logits"].shape == (200, 3) and out.aux["action"].shape == (200,)
-    # The multi-weight GAT reads the typed edges (2 directions x 2 bands), DNEF the numeric facts.
-    assert isinstance(model.graph, MultiWeightGAT) and model.graph.num_groups == 4
+    # The multi-weight GAT reads the typed edges (default: one group per direction), DNEF the numeric facts.
+    assert isinstance(model.graph, MultiWeightGAT) and model.graph.num_groups == 2
+    assert _model(inputs, gat_bands=2).graph.num_groups == 4  # 2 directions x 2 cardinality bands
     assert model.graph.src.numel() == inputs.relation_edges.index.shape[1]
     assert model.dnef is not None and "numeric" not in model.proj
     assert model.num_value.numel() == inputs.numeric.value.numel()

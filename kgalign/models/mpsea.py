@@ -79,7 +79,7 @@ class MPSEA(AlignmentModel):
         gat_concat: bool = True,
         gat_attn_dropout: float = 0.0,
         multi_weight_gat: bool = True,
-        gat_bands: int = 2,
+        gat_bands: int = 1,
         structure: bool = True,
         dnef: bool = True,
         dnef_kernels: int = 32,

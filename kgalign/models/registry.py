@@ -108,7 +108,7 @@ _MODELS: dict[str, dict] = {
         "defaults": {
             **_GAT,
             "multi_weight_gat": True,
-            "gat_bands": 2,
+            "gat_bands": 1,
             "structure": True,
             "dnef": True,
             "dnef_kernels": 32,
