@@ -16,6 +16,7 @@ Medians over ``--repeats`` after one warm-up; results as JSON in
     python benchmarks/bench_mpsea.py                          # both, mid-size defaults
     python benchmarks/bench_mpsea.py --only gat --threads 2
     python benchmarks/bench_mpsea.py --amp bf16 --out benchmarks/out/mpsea_bench_bf16.json
+    python benchmarks/bench_mpsea.py --only epoch --mpsea-set fusion_checkpoint=true
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def _child_epoch(args) -> dict:
 
     inputs = _inputs(args.entities, args.edges, args.relations, image=args.image)
     torch.manual_seed(0)
-    model = build_model(args.variant, inputs)
+    overrides = {k: json.loads(v) for k, v in (x.split("=", 1) for x in args.mpsea_set)} if args.variant == "mpsea" else {}
+    model = build_model(args.variant, inputs, **overrides)
     opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=1e-4)
     rng = np.random.default_rng(1)
     n1 = args.entities // 2
@@ -159,6 +161,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--amp", choices=["off", "bf16"], default="off")
+    ap.add_argument("--mpsea-set", action="append", default=[], metavar="KEY=JSON", help="MPSEA option for the epoch benchmark")
     ap.add_argument("--out", default="benchmarks/out/mpsea_bench.json")
     ap.add_argument("--child", choices=["gat", "epoch"], help=argparse.SUPPRESS)
     ap.add_argument("--variant", help=argparse.SUPPRESS)
@@ -170,7 +173,12 @@ def main(argv=None) -> int:
         print(json.dumps((_child_gat if args.child == "gat" else _child_epoch)(args)))
         return 0
     passthrough = [a for a in (argv if argv is not None else sys.argv[1:]) if a not in ("--only", "gat", "epoch")]
-    result = {"threads": args.threads, "amp": args.amp, "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
+    result = {
+        "threads": args.threads,
+        "amp": args.amp,
+        "mpsea_set": args.mpsea_set,
+        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
+    }
     if args.only in (None, "gat"):
         result["gat"] = _spawn("gat", "both", passthrough)
     if args.only in (None, "epoch"):

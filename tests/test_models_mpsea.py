@@ -293,3 +293,18 @@ def test_one_link_batch_still_trains_every_network(data):
     loss.backward()
     assert torch.isfinite(loss) and "policy" in parts
     assert all(p.grad is not None for m in model.aux_modules() for p in m.parameters())
+
+
+def test_fusion_checkpoint_gives_the_same_loss_and_gradients(data):
+    inputs, links = data
+    plain, ckpt = _model(inputs), _model(inputs, fusion_checkpoint=True)
+    ckpt.load_state_dict(plain.state_dict())
+    grads = []
+    for model in (plain, ckpt):
+        model.train()
+        torch.manual_seed(5)  # the same dropout masks and sampled actions
+        loss, _ = model.loss(model(), links[:40])
+        loss.backward()
+        grads.append((loss.detach(), {k: p.grad.clone() for k, p in model.named_parameters()}))
+    assert torch.allclose(grads[0][0], grads[1][0])
+    assert all(torch.allclose(grads[0][1][k], grads[1][1][k], atol=1e-6) for k in grads[0][1])

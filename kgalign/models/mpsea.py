@@ -26,6 +26,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from kgalign.errors import InputError
 from kgalign.models.base import AlignmentModel, ModelOutput
@@ -54,6 +55,8 @@ class MPSEA(AlignmentModel):
         dnef: encode numbers with DNEF (True) or a Linear map of the dense numeric matrix.
         dnef_kernels: radial basis functions per numeric attribute.
         fusion_heads, fusion_ffn, fusion_dropout: the two fusion transformers (paper: 5 heads).
+        fusion_checkpoint: recompute the fusion layers in backward instead of keeping their
+            activations (less memory, more time; the results are the same).
         mmpf: pre-synergistic injection at all ("w/o MMPF"); mmpf_gph / mmpf_img: its
             graph / visual key-value prefix ("w/o MMPF-gph", "w/o MMPF-img").
         outlook, outlook_conv: Outlook attention / convolution module in the image
@@ -86,6 +89,7 @@ class MPSEA(AlignmentModel):
         fusion_heads: int = 5,
         fusion_ffn: int = 300,
         fusion_dropout: float = 0.1,
+        fusion_checkpoint: bool = False,
         mmpf: bool = True,
         mmpf_gph: bool = True,
         mmpf_img: bool = True,
@@ -123,6 +127,7 @@ class MPSEA(AlignmentModel):
         self.hidden = hidden
         self.tau, self.alpha = tau, alpha
         self.cprl = cprl
+        self.fusion_checkpoint = fusion_checkpoint
         self.base_level = float(base_level)
         self.reward_threshold, self.mi_weight = reward_threshold, mi_weight
         self.reward_bonus, self.reward_penalty, self.entropy_weight = reward_bonus, reward_penalty, entropy_weight
@@ -248,24 +253,35 @@ class MPSEA(AlignmentModel):
         mixed = [(1 - level) * a + level * b for a, b in zip(x, h, strict=True)]
         return weighted_concat(mixed, weights)
 
+    def _fuse(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Graph structure transformer + MMPF: (n, M, d) unfused tokens -> (fused tokens (n, M, d), scores (n, M))."""
+        mask = self.modality_mask
+        hidden, scores = [], []
+        if self.gst is not None:
+            g, s_g = self.gst(x, mask)
+            hidden, scores = [g], [s_g.unsqueeze(1)]
+        elif self.graph is not None:
+            hidden, scores = [x[:, 0]], [x.new_zeros(self.num_entities, 1).float()]
+        if self.mmpf is not None:
+            first = len(self.names) - len(self.tokens)
+            hid, s_t = self.mmpf(x[:, first:], mask[:, first:], hidden[0] if hidden else None)
+            hidden += list(hid.unbind(1))
+            scores.append(s_t.float())
+        return torch.stack(hidden, 1), torch.cat(scores, 1)
+
     def forward(self) -> ModelOutput:
         enc = self._encode()
         mask = self.modality_mask
         x = [enc[m] for m in self.names]
-        scores, fused = [], {}
-        if self.gst is not None:
-            g, s_g = self.gst(torch.stack(x, 1), mask)
-            fused["graph"], scores = g, [s_g.unsqueeze(1)]
-        elif "graph" in enc:
-            fused["graph"], scores = enc["graph"], [enc["graph"].new_zeros(self.num_entities, 1).float()]
-        if self.mmpf is not None:
-            tok_mask = mask[:, len(self.names) - len(self.tokens) :]
-            hid, s_t = self.mmpf(torch.stack([enc[m] for m in self.tokens], 1), tok_mask, fused.get("graph"))
-            fused.update({m: hid[:, i] for i, m in enumerate(self.tokens)})
-            scores.append(s_t)
-        weights = masked_softmax(torch.cat(scores, 1), mask)
-        h = [fused[m] for m in self.names]
-        aux = {"hidden": torch.stack(h, 1), "weights": weights}
+        stacked = torch.stack(x, 1)
+        if self.fusion_checkpoint and self.training and torch.is_grad_enabled():
+            # Keep none of the fusion layers' activations; recompute them in backward (same RNG for dropout).
+            hidden, scores = checkpoint(self._fuse, stacked, use_reentrant=False)
+        else:
+            hidden, scores = self._fuse(stacked)
+        weights = masked_softmax(scores, mask)
+        h = list(hidden.unbind(1))
+        aux = {"hidden": hidden, "weights": weights}
         if self.policy is None:
             joint = self._joint(x, h, weights, self.base_level)
         else:

@@ -115,6 +115,7 @@ _MODELS: dict[str, dict] = {
             "fusion_heads": 5,
             "fusion_ffn": 300,
             "fusion_dropout": 0.1,
+            "fusion_checkpoint": False,
             "mmpf": True,
             "mmpf_gph": True,
             "mmpf_img": True,
