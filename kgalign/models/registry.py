@@ -57,6 +57,12 @@ _MODELS: dict[str, dict] = {
             "grad_clip": None,
         },
     },
+    "mpsea": {
+        "target": "kgalign.models.mpsea:MPSEA",
+        "doc": "docs/models/mpsea.md",
+        "summary": "MPSEA: multi-weight GAT, DNEF numbers, pre-synergistic fusion, MI-rewarded fusion policy (CMC 2025)",
+        "train": dict(_REFERENCE_TRAIN),
+    },
 }
 
 # Ranges shared by every model's options of these names: (low, high, low included, high included).

@@ -1,0 +1,70 @@
+"""DNEF: MPSEA's numeric-value encoder (the fifth modality).
+
+MPSEA (Sec. 3.3.4): "projects scalar values into high-dimensional vector
+spaces. This representation is subsequently refined through neural networks".
+The equations are lost; this follows MMEA's (KSEM 2020) numeric encoder:
+
+1. per-attribute radial basis functions ``phi_k(v) = exp(-((v - c_ak) / w_ak)^2)``
+   with learnable centres and widths (MMEA's RBF, one set per attribute);
+2. a two-layer ReLU network refines ``phi(v)`` into a ``d``-wide value vector;
+3. the value vector is combined with a learnable embedding of the attribute
+   key (concatenation, Linear, ReLU: MMEA joins key and value too, with a small CNN);
+4. the facts of an entity are averaged and mapped by a last Linear.
+
+Entities without numeric facts get a zero row (the modality is absent).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class DNEF(nn.Module):
+    """Deep Numerical Embedding Framework.
+
+    Args:
+        num_attributes: A, numeric attribute columns.
+        dim: output width d.
+        kernels: K radial basis functions per attribute.
+        value_range: ``(low, high)`` of the stored values; centres start evenly spaced in it.
+    Shapes:
+        forward(entity (k,), attribute (k,), value (k,), num_entities n) -> (n, dim)
+    """
+
+    def __init__(self, num_attributes: int, dim: int, kernels: int = 32, value_range: tuple[float, float] = (0.0, 1.0)):
+        super().__init__()
+        self.low, self.high = float(value_range[0]), float(value_range[1])
+        if not self.high > self.low:
+            self.high = self.low + 1.0
+        self.centres = nn.Parameter(torch.empty(num_attributes, kernels))
+        self.log_width = nn.Parameter(torch.empty(num_attributes, kernels))
+        self.refine = nn.Sequential(nn.Linear(kernels, dim), nn.ReLU(), nn.Linear(dim, dim))
+        # A raw parameter, not nn.Embedding: reset_parameters() owns its initialisation.
+        self.key = nn.Parameter(torch.empty(num_attributes, dim))
+        self.combine = nn.Linear(2 * dim, dim)
+        self.out = nn.Linear(dim, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        k = self.centres.shape[1]
+        with torch.no_grad():
+            self.centres.copy_(torch.linspace(self.low, self.high, k).expand_as(self.centres))
+            # Neighbouring kernels overlap: width = spacing.
+            self.log_width.fill_(float(torch.log(torch.tensor((self.high - self.low) / max(k - 1, 1)))))
+        nn.init.normal_(self.key, std=0.1)
+
+    def forward(self, entity: Tensor, attribute: Tensor, value: Tensor, num_entities: int) -> Tensor:
+        dim = self.out.out_features
+        if entity.numel() == 0:
+            return self.out.weight.new_zeros(num_entities, dim)
+        centres = self.centres[attribute]
+        width = self.log_width[attribute].exp()
+        phi = torch.exp(-(((value.unsqueeze(1) - centres) / width) ** 2))  # (k, K)
+        fact = F.relu(self.combine(torch.cat([self.refine(phi), self.key[attribute]], -1)))
+        pooled = fact.new_zeros(num_entities, dim).index_add_(0, entity, fact)
+        count = torch.bincount(entity, minlength=num_entities).clamp(min=1).unsqueeze(1)
+        present = (torch.bincount(entity, minlength=num_entities) > 0).unsqueeze(1)
+        out = self.out(pooled / count.to(pooled.dtype))
+        return out * present.to(out.dtype)
