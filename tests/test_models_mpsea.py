@@ -4,6 +4,7 @@ routing between the main and the CPRL networks, reset, save/load, epoch metrics.
 import numpy as np
 import pytest
 import torch
+from support.training import fit_steps
 
 from kgalign.errors import InputError
 from kgalign.models.inputs import NumericFacts, RelationEdges
@@ -11,7 +12,7 @@ from kgalign.models.losses import icl_loss
 from kgalign.models.mpsea import MPSEA
 from kgalign.models.registry import build_model, get_model
 from kgalign.models.relational_gat import MultiWeightGAT
-from kgalign.models.synthetic import aligned_pair, fit_briefly, hits_at_1
+from kgalign.models.synthetic import aligned_pair, hits_at_1
 
 torch.set_num_threads(1)
 
@@ -150,7 +151,7 @@ def test_training_learns_with_every_switch(small_data, switch):
     train, held = links[:30], links[30:]
     model = _model(inputs, **switch)
     before = hits_at_1(model.embed(), held)
-    fit_briefly(model, train, steps=30, lr=1e-2)
+    fit_steps(model, train, steps=30, lr=1e-2)
     after = hits_at_1(model.embed(), held)
     assert after >= 0.2 and after >= before + 0.1, (switch, before, after)  # chance: 1/30
 
@@ -220,7 +221,7 @@ def test_sensitivity_parameters_change_the_reward(data):
 def test_reset_parameters_is_reproducible(data):
     inputs, links = data
     model = _model(inputs)
-    fit_briefly(model, links[:40], steps=2)
+    fit_steps(model, links[:40], steps=2)
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     torch.manual_seed(11)
     model.reset_parameters()
@@ -241,7 +242,7 @@ def test_reset_parameters_is_reproducible(data):
 def test_state_dict_round_trip(data, tmp_path):
     inputs, links = data
     model = _model(inputs)
-    fit_briefly(model, links[:40], steps=3)
+    fit_steps(model, links[:40], steps=3)
     torch.save(model.state_dict(), tmp_path / "m.pt")
     other = _model(inputs, seed=5)
     assert not torch.equal(other.embed(), model.embed())
