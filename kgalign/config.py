@@ -46,12 +46,15 @@ def load_config_file(path: str | os.PathLike) -> dict:
     return _jsonable(data, str(path))
 
 
-def _jsonable(value: Any, where: str) -> Any:
-    """Normalise YAML values to JSON types (tuples to lists, keys to str)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v, where) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, where) for v in value]
+def _jsonable(value: Any, where: str, _path: tuple[int, ...] = ()) -> Any:
+    """Normalise YAML values to JSON types (tuples to lists, keys to str); refuse self-references."""
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in _path:
+            raise InputError("a YAML alias refers to a mapping or list that contains it (a self-reference)", where)
+        inner = (*_path, id(value))
+        if isinstance(value, dict):
+            return {str(k): _jsonable(v, where, inner) for k, v in value.items()}
+        return [_jsonable(v, where, inner) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise InputError(f"unsupported value {value!r} of type {type(value).__name__}", where)

@@ -150,3 +150,21 @@ def test_hash_ignores_device_only(tmp_path):
     c = resolve_config({"train": {"device": "cpu", "seed": 1}}, dataset=tmp_path, model="noco")
     assert config_hash(a, HASH_EXCLUDE) == config_hash(b, HASH_EXCLUDE)
     assert config_hash(a, HASH_EXCLUDE) != config_hash(c, HASH_EXCLUDE)
+
+
+@pytest.mark.parametrize("text", ["train: &a\n  lr: 0.1\n  more: *a\n", "model: &m [1, *m]\n"], ids=["mapping-alias", "list-alias"])
+def test_self_referencing_yaml_alias_is_one_message(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match="self-reference"):
+        load_config_file(path)
+
+
+@pytest.mark.parametrize("bad", [{"train": 5}, {"train": ["lr"]}, {"model": 3}, {"eval": [1]}])
+def test_sections_must_be_mappings(tmp_path, bad):
+    with pytest.raises(InputError, match="must be a mapping of options"):
+        resolve_config(bad, dataset=tmp_path, model="noco")
+
+
+def test_model_name_alone_is_short_for_the_model_section(tmp_path):
+    assert resolve_config({"model": "MCLEA"}, dataset=tmp_path)["model"]["name"] == "mclea"

@@ -118,6 +118,8 @@ def _check_shape(user: dict) -> None:
     unknown = set(user) - TOP_LEVEL
     if unknown:
         raise InputError(f"unknown config section(s) {sorted(unknown)}; known: {sorted(TOP_LEVEL)}")
+    if isinstance(user.get("model"), str):  # `model: noco` is short for `model: {name: noco}`
+        user["model"] = {"name": user["model"]}
     for section in ("model", "train", "iterative", "eval"):
         if section in user and not isinstance(user[section], dict):
             raise InputError(
