@@ -44,6 +44,10 @@ class GraphEncoder(nn.Module):
             bias by about the learning rate per step, soon as much as the
             ``N(0, 1/n)`` entity rows: an offset shared by all entities that
             slows learning (docs/models/noco.md, *Learning per step*).
+        identity_init: start each full weight at the identity (each averaged
+            head the identity, the concatenated heads together the identity)
+            instead of glorot, so that the layers start by passing the entity
+            table through, as the diagonal layer's ones do.
     Shapes:
         forward(edge_index (2, E)) -> (n, dim)
     """
@@ -59,6 +63,7 @@ class GraphEncoder(nn.Module):
         impl: str = "sparse",
         weight: str = "full",
         bias: bool | None = None,
+        identity_init: bool = False,
     ):
         super().__init__()
         if impl not in ("sparse", "pyg"):
@@ -89,6 +94,11 @@ class GraphEncoder(nn.Module):
             self.convs = nn.ModuleList(
                 SparseGATConv(dim, out, heads, concat, attn_dropout, weight=weight, negative_score=ref, bias=bias) for _ in range(layers)
             )
+        if identity_init and weight == "full":
+            with torch.no_grad():
+                for conv in self.convs:
+                    w = conv.lin.weight  # (heads * out, dim)
+                    w.copy_(torch.eye(dim, dtype=w.dtype).repeat(w.shape[0] // dim, 1))
         self._graph = None  # (edge_index, its version, CSRGraph): rebuilt only when the edges change
 
     def _csr_graph(self, edge_index: Tensor) -> CSRGraph:
