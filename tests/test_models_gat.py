@@ -197,6 +197,34 @@ def test_graph_encoder_sparse_equals_pyg_under_one_seed(concat):
     pyg.load_state_dict(sparse.state_dict())
 
 
+@pytest.mark.parametrize("weight", ["full", "diagonal"])
+def test_graph_encoder_bias_option(weight):
+    n = 40
+    edges = random_edges(n, 120, torch.Generator().manual_seed(15))
+    default = GraphEncoder(n, dim=6, heads=2, concat=False, weight=weight)
+    assert any(k.endswith("bias") for k in default.state_dict()) == (weight == "full")
+    flipped = GraphEncoder(n, dim=6, heads=2, concat=False, weight=weight, bias=weight != "full")
+    assert any(k.endswith("bias") for k in flipped.state_dict()) == (weight != "full")
+    if weight == "full":  # without bias, both implementations still agree
+        encoders = []
+        for impl in ("pyg", "sparse"):
+            torch.manual_seed(3)
+            encoders.append(GraphEncoder(n, dim=6, heads=2, concat=False, impl=impl, bias=False).double())
+        assert list(encoders[0].state_dict()) == list(encoders[1].state_dict())
+        torch.testing.assert_close(encoders[1](edges), encoders[0](edges), **TOL)
+
+
+@pytest.mark.parametrize("concat", [True, False])
+def test_identity_init_passes_the_entity_table_through(concat):
+    # No edges: each node attends only to itself, so with W = I and no bias the
+    # layers reduce to ELU(x) then x (mean of identical heads, or concatenated slices).
+    n = 12
+    for impl in ("pyg", "sparse"):
+        enc = GraphEncoder(n, dim=6, heads=2, concat=concat, impl=impl, bias=False, identity_init=True)
+        out = enc(torch.zeros(2, 0, dtype=torch.long))
+        torch.testing.assert_close(out, F.elu(enc.entity))
+
+
 def test_graph_encoder_diagonal_is_two_reference_layers_with_elu_between():
     n, d = 30, 8
     edges = random_edges(n, 90, torch.Generator().manual_seed(9))

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kgalign.models.gat import CSRGraph, SparseGATConv
+
 
 def reset_children(module: nn.Module) -> None:
     """Call ``reset_parameters()`` on every child that has one; descend into the others."""
@@ -46,6 +48,15 @@ class GraphEncoder(nn.Module):
         attn_dropout: dropout on attention coefficients (training only).
         impl: ``"sparse"`` or ``"pyg"``.
         weight: ``"full"`` or ``"diagonal"`` (sparse only).
+        bias: a learnable bias after each layer; None = True for ``"full"``
+            (``GATConv``), False for ``"diagonal"`` (reference). Adam moves a
+            bias by about the learning rate per step, soon as much as the
+            ``N(0, 1/n)`` entity rows: an offset shared by all entities that
+            slows learning (docs/models/noco.md, *Learning per step*).
+        identity_init: start each full weight at the identity (each averaged
+            head the identity, the concatenated heads together the identity)
+            instead of glorot, so that the layers start by passing the entity
+            table through, as the diagonal layer's ones do.
     Shapes:
         forward(edge_index (2, E)) -> (n, dim)
     """
@@ -60,6 +71,8 @@ class GraphEncoder(nn.Module):
         attn_dropout: float = 0.0,
         impl: str = "sparse",
         weight: str = "full",
+        bias: bool | None = None,
+        identity_init: bool = False,
     ):
         super().__init__()
         if impl not in ("sparse", "pyg"):
@@ -72,6 +85,8 @@ class GraphEncoder(nn.Module):
             raise ValueError("weight='diagonal' averages dim-wide heads (the reference layout); set concat=False")
         if concat and dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        if bias is None:
+            bias = weight == "full"
         self.impl, self.weight = impl, weight
         self.entity = nn.Parameter(torch.empty(num_entities, dim))
         self._init_entity()  # before the layers are built: the order of random draws fixes every seeded result
@@ -80,20 +95,21 @@ class GraphEncoder(nn.Module):
             from torch_geometric.nn import GATConv
 
             self.convs = nn.ModuleList(
-                GATConv(dim, out, heads=heads, concat=concat, dropout=attn_dropout, add_self_loops=True) for _ in range(layers)
+                GATConv(dim, out, heads=heads, concat=concat, dropout=attn_dropout, add_self_loops=True, bias=bias) for _ in range(layers)
             )
         else:
-            from kgalign.models.gat import SparseGATConv
-
             ref = weight == "diagonal"  # the reference layer: negative score sign, no bias
             self.convs = nn.ModuleList(
-                SparseGATConv(dim, out, heads, concat, attn_dropout, weight=weight, negative_score=ref, bias=not ref) for _ in range(layers)
+                SparseGATConv(dim, out, heads, concat, attn_dropout, weight=weight, negative_score=ref, bias=bias) for _ in range(layers)
             )
+        if identity_init and weight == "full":
+            with torch.no_grad():
+                for conv in self.convs:
+                    w = conv.lin.weight  # (heads * out, dim)
+                    w.copy_(torch.eye(dim, dtype=w.dtype).repeat(w.shape[0] // dim, 1))
         self._graph = None  # (edge_index, its version, CSRGraph): rebuilt only when the edges change
 
-    def _csr_graph(self, edge_index: Tensor):
-        from kgalign.models.gat import CSRGraph
-
+    def _csr_graph(self, edge_index: Tensor) -> CSRGraph:
         cached = self._graph
         if cached is None or cached[0] is not edge_index or cached[1] != edge_index._version:
             cached = (edge_index, edge_index._version, CSRGraph(edge_index, self.entity.shape[0]))
