@@ -63,7 +63,8 @@ class MultiModalEncoder(nn.Module):
         graph_dim: width of the entity table and GAT.
         feature_out: ``{modality: output width}``.
         heads, layers, concat, attn_dropout, gat_impl, gat_weight: :class:`GraphEncoder` settings
-            (``impl``: sparse | pyg; ``weight``: full | diagonal).
+            (``impl``: sparse | pyg; ``weight``: full | diagonal), gat_bias (None: on for full, off for
+            diagonal), gat_identity_init (start the layer weights at the identity, as the reference's diagonal).
         l2_inputs: modalities whose feature rows are L2-normalised first.
     Shapes:
         forward(features {m: (n, f_m)}, masks {m: (n,)}, edge_index (2, E))
@@ -83,11 +84,22 @@ class MultiModalEncoder(nn.Module):
         l2_inputs=("image",),
         gat_impl: str = "sparse",
         gat_weight: str = "full",
+        gat_bias: bool | None = None,
+        gat_identity_init: bool = False,
     ):
         super().__init__()
         self.names = modality_order(feature_dims)
         self.graph = GraphEncoder(
-            num_entities, graph_dim, heads=heads, layers=layers, concat=concat, attn_dropout=attn_dropout, impl=gat_impl, weight=gat_weight
+            num_entities,
+            graph_dim,
+            heads=heads,
+            layers=layers,
+            concat=concat,
+            attn_dropout=attn_dropout,
+            impl=gat_impl,
+            weight=gat_weight,
+            bias=gat_bias,
+            identity_init=gat_identity_init,
         )
         self.proj = nn.ModuleDict({m: FeatureProjection(feature_dims[m], feature_out[m], l2_input=m in l2_inputs) for m in self.names[1:]})
         self.dims = {"graph": graph_dim, **{m: feature_out[m] for m in self.names[1:]}}

@@ -26,7 +26,8 @@ class MCLEA(AlignmentModel):
         hidden: width of the entity table and GAT output.
         feature_dim: width of every feature-modality embedding (MCLEA: 100).
         gat_heads, gat_layers, gat_concat, gat_attn_dropout: structural encoder.
-        gat_impl, gat_weight: its implementation (sparse | pyg) and weight layout (full | diagonal, the reference codes').
+        gat_impl, gat_weight, gat_bias, gat_identity_init: its implementation (sparse | pyg), weight layout (full |
+            diagonal, the reference codes'), bias and identity start (docs/models/noco.md, "Learning per step").
         tau: ICL temperature; tau2: IAL temperature; alpha: direction mix.
         ial_weight: factor on the Kendall-weighted IAL sum (MCLEA's zoom^2 = 0.01).
         l2_inputs: modalities whose raw features are L2-normalised first.
@@ -46,6 +47,8 @@ class MCLEA(AlignmentModel):
         gat_attn_dropout: float = 0.0,
         gat_impl: str = "sparse",
         gat_weight: str = "full",
+        gat_bias: bool | None = None,
+        gat_identity_init: bool = False,
         tau: float = 0.1,
         tau2: float = 4.0,
         alpha: float = 0.5,
@@ -65,6 +68,8 @@ class MCLEA(AlignmentModel):
             attn_dropout=gat_attn_dropout,
             gat_impl=gat_impl,
             gat_weight=gat_weight,
+            gat_bias=gat_bias,
+            gat_identity_init=gat_identity_init,
             l2_inputs=tuple(l2_inputs),
         )
         self.names = self.encoder.names

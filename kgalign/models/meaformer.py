@@ -27,7 +27,8 @@ class MEAformer(AlignmentModel):
         inputs: the dataset's :class:`ModelInputs`.
         hidden: width of every modality embedding (tokens must share it).
         gat_heads, gat_layers, gat_concat, gat_attn_dropout: structural encoder.
-        gat_impl, gat_weight: its implementation (sparse | pyg) and weight layout (full | diagonal, the reference codes').
+        gat_impl, gat_weight, gat_bias, gat_identity_init: its implementation (sparse | pyg), weight layout (full |
+            diagonal, the reference codes'), bias and identity start (docs/models/noco.md, "Learning per step").
         fusion_heads, fusion_layers, fusion_dropout, fusion_ffn: the cross-modal
             attention (``fusion_ffn`` 0 = no FFN block, the FB-dataset setting).
         tau, alpha: ICL temperature and direction mix.
@@ -47,6 +48,8 @@ class MEAformer(AlignmentModel):
         gat_attn_dropout: float = 0.0,
         gat_impl: str = "sparse",
         gat_weight: str = "full",
+        gat_bias: bool | None = None,
+        gat_identity_init: bool = False,
         fusion_heads: int = 1,
         fusion_layers: int = 1,
         fusion_dropout: float = 0.1,
@@ -68,6 +71,8 @@ class MEAformer(AlignmentModel):
             attn_dropout=gat_attn_dropout,
             gat_impl=gat_impl,
             gat_weight=gat_weight,
+            gat_bias=gat_bias,
+            gat_identity_init=gat_identity_init,
             l2_inputs=tuple(l2_inputs),
         )
         self.names = self.encoder.names

@@ -46,7 +46,8 @@ class NoCo(AlignmentModel):
         inputs: the dataset's :class:`ModelInputs`.
         hidden: width of every modality embedding.
         gat_heads, gat_layers, gat_concat, gat_attn_dropout: structural encoder.
-        gat_impl, gat_weight: its implementation (sparse | pyg) and weight layout (full | diagonal, the reference codes').
+        gat_impl, gat_weight, gat_bias, gat_identity_init: its implementation (sparse | pyg), weight layout (full |
+            diagonal, the reference codes'), bias and identity start (docs/models/noco.md, "Learning per step").
         tau, alpha: ICL temperature and direction mix.
         noise: False disables the noise (ablation "w/o NA"); the maps stay.
         noise_modalities: modalities to augment; None means all present ones.
@@ -72,6 +73,8 @@ class NoCo(AlignmentModel):
         gat_attn_dropout: float = 0.0,
         gat_impl: str = "sparse",
         gat_weight: str = "full",
+        gat_bias: bool | None = None,
+        gat_identity_init: bool = False,
         tau: float = 0.1,
         alpha: float = 0.5,
         noise: bool = True,
@@ -103,6 +106,8 @@ class NoCo(AlignmentModel):
             attn_dropout=gat_attn_dropout,
             gat_impl=gat_impl,
             gat_weight=gat_weight,
+            gat_bias=gat_bias,
+            gat_identity_init=gat_identity_init,
             l2_inputs=tuple(l2_inputs),
         )
         self.names = self.encoder.names
