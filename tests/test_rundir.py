@@ -76,3 +76,26 @@ def test_results_predictions_and_provenance_share_one_config_hash(ds_path, tmp_p
     ckpt = json.loads((run / rundir.CHECKPOINTS / "last.json").read_text())
     assert ckpt["config_hash"] == chash
     assert _links(out.read_text())
+
+
+def test_a_bad_option_found_late_never_costs_the_old_run(ds_path, tmp_path):
+    run = tmp_path / "run"
+    _invoke("train", ds_path, "-o", run, *COMMON, "-q")
+    before = sorted(p.name for p in run.iterdir())
+    res = CliRunner().invoke(
+        app, ["train", str(ds_path), "-o", str(run), *COMMON, "--force", "--iterative", "--set", "iterative.lr_factor=abc"]
+    )
+    assert res.exit_code == 2 and "iterative.lr_factor" in res.output
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_a_foreign_checkpoint_is_refused_before_loading(ds_path, tmp_path):
+    import shutil
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    _invoke("train", ds_path, "-o", a, *COMMON, "-q")
+    _invoke("train", ds_path, "-o", b, *COMMON, "--set", "model.hidden=16", "--stop-after", "1", "-q")
+    shutil.rmtree(b / rundir.CHECKPOINTS)
+    shutil.copytree(a / rundir.CHECKPOINTS, b / rundir.CHECKPOINTS)
+    res = CliRunner().invoke(app, ["train", str(ds_path), "-o", str(b), *COMMON, "--set", "model.hidden=16", "--resume"])
+    assert res.exit_code == 2 and "different configuration" in res.output

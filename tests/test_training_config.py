@@ -168,3 +168,45 @@ def test_sections_must_be_mappings(tmp_path, bad):
 
 def test_model_name_alone_is_short_for_the_model_section(tmp_path):
     assert resolve_config({"model": "MCLEA"}, dataset=tmp_path)["model"]["name"] == "mclea"
+
+
+@pytest.mark.parametrize(
+    "user, match",
+    [
+        ({"train": {"device": 1}}, "train.device"),
+        ({"train": {"device": "gpu"}}, "train.device"),
+        ({"iterative": {"lr_factor": "abc"}}, "iterative.lr_factor"),
+        ({"iterative": {"lr_factor": float("nan")}}, "iterative.lr_factor"),
+        ({"iterative": {"reload_best": "maybe"}}, "iterative.reload_best"),
+        ({"train": {"patience": True}}, "train.patience"),
+        ({"eval": {"csls_k": True}}, "eval.csls_k"),
+    ],
+)
+def test_every_option_is_checked_before_anything_runs(tmp_path, user, match):
+    with pytest.raises(InputError, match=match):
+        resolve_config(user, dataset=tmp_path, model="noco")
+
+
+def test_python_values_and_yaml_off_are_accepted(tmp_path):
+    from pathlib import Path
+
+    from kgalign.training.settings import build_config
+
+    cfg = build_config(
+        tmp_path,
+        "noco",
+        kwargs={"betas": (0.9, 0.99), "modalities": ("relation",), "decisions": Path("d.tsv"), "amp": False, "device": "CPU"},
+    )
+    t = cfg["train"]
+    assert t["betas"] == [0.9, 0.99] and cfg["modalities"] == ["relation"] and t["amp"] == "off" and t["device"] == "cpu"
+    assert t["decisions"].endswith("d.tsv")
+
+
+def test_model_shorthand_survives_set_overrides_and_the_api_reads_the_file(tmp_path):
+    from kgalign.training.settings import build_config
+
+    path = tmp_path / "m.yaml"
+    path.write_text("model: mclea\n", encoding="utf-8")
+    cfg = build_config(tmp_path, None, config=path, sets=["model.hidden=20"], default_model="noco")
+    assert cfg["model"]["name"] == "mclea" and cfg["model"]["hidden"] == 20
+    assert build_config(tmp_path, None, default_model="noco")["model"]["name"] == "noco"

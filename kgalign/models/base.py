@@ -34,11 +34,10 @@ def modality_means(names: list[str], mask: Tensor, **per_modality: Tensor) -> di
     """``{"<key>.<modality>": mean over the entities that have the modality}`` for (n, M) tensors."""
     maskf = mask.float()
     count = maskf.sum(0).clamp(min=1)
-    out = {}
-    for key, values in per_modality.items():
-        means = (values.detach().float() * maskf).sum(0) / count
-        out.update({f"{key}.{m}": float(means[i]) for i, m in enumerate(names)})
-    return out
+    keys = list(per_modality)
+    # one device-to-host copy for all values (a GPU sync per float() would stall every step)
+    means = torch.stack([(per_modality[k].detach().float() * maskf).sum(0) / count for k in keys]).tolist()
+    return {f"{key}.{m}": means[j][i] for j, key in enumerate(keys) for i, m in enumerate(names)}
 
 
 class ModelOutput(dict):

@@ -143,8 +143,8 @@ class NoCo(AlignmentModel):
     @torch.no_grad()
     def step_metrics(self, out: ModelOutput) -> dict[str, float]:
         metrics = modality_means(self.names, self.modality_mask, weight=out.aux["weights"], confidence=out.aux["uni_conf"])
-        scales = out.aux["noise_state"]["scale"] if "noise_state" in out.aux else self.noise.scale
-        metrics.update({f"noise.{m}": float(scales[i]) for i, m in enumerate(self.noise.names)})
+        scales = (out.aux["noise_state"]["scale"] if "noise_state" in out.aux else self.noise.scale).tolist()
+        metrics.update({f"noise.{m}": scales[i] for i, m in enumerate(self.noise.names)})
         return metrics
 
     def forward(self) -> ModelOutput:

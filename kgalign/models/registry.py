@@ -80,6 +80,13 @@ OPTION_BOUNDS: dict[str, tuple[float, float, bool, bool]] = {
             "noise_size",
             "noise_steps",
             "noise_mlp_layers",
+            "gat_bands",
+            "dnef_kernels",
+            "outlook_grid",
+            "outlook_kernel",
+            "policy_hidden",
+            "mi_hidden",
+            "mi_negatives",
             "uni_conf_hidden",
             "global_conf_hidden",
         )

@@ -61,9 +61,14 @@ class Checkpointer(Callback):
                 meta["callbacks"][cb.key] = js
         save_checkpoint(self.directory, tensors, meta)
 
-    def restore(self, loop: TrainingLoop) -> dict:
-        """Load the last checkpoint into ``loop`` and its callbacks; returns its JSON."""
+    def restore(self, loop: TrainingLoop, check=None) -> dict:
+        """Load the last checkpoint into ``loop`` and its callbacks; returns its JSON.
+
+        ``check(meta)`` runs first (e.g. the config hash), so a foreign checkpoint is refused before
+        its tensors meet the model."""
         tensors, meta = load_checkpoint(self.directory)
+        if check is not None:
+            check(meta)
         loop.load_state_dict(tensors, meta)
         for cb in loop.callbacks:
             if cb.key and cb.key in meta.get("callbacks", {}):
@@ -82,6 +87,11 @@ class ProgressBar(Callback):
         """Log a line without breaking the bar."""
         self.bar.clear()
         log.info("%s", message)
+
+    def on_fit_start(self, loop: TrainingLoop) -> None:
+        if self.bar.bar is not None and loop.epoch:
+            self.bar.bar.n = self.bar.bar.initial = loop.epoch  # a resumed run starts where it stopped
+            self.bar.bar.refresh()
 
     def on_epoch_end(self, loop: TrainingLoop, record: dict) -> None:
         info = f"loss {record['loss']:.4f}"

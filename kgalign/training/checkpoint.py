@@ -35,7 +35,7 @@ from kgalign.errors import InputError, MissingResourceError
 from kgalign.fsutil import atomic_path, atomic_write_text, remove_stale
 
 log = logging.getLogger("kgalign.training")
-FORMAT = "kgalign-checkpoint-1"
+FORMAT = "kgalign-checkpoint-2"  # 2: named optimizers and callback state (engine issue)
 PREVIOUS = "prev"  # the checkpoint before the last one
 
 
@@ -145,6 +145,8 @@ def _read_pair(directory: Path, name: str) -> tuple[tuple[dict, dict] | None, st
         meta = json.loads(js.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         return None, f"{js}: not valid JSON ({'empty file' if js.stat().st_size == 0 else exc})"
+    if isinstance(meta, dict) and str(meta.get("format", "")).startswith("kgalign-checkpoint-") and meta["format"] != FORMAT:
+        return None, f"{js}: written by another kgalign version ({meta['format']}; this one reads {FORMAT})"
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         return None, f"{js}: not a kgalign checkpoint (format is not {FORMAT})"
     try:

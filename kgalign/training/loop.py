@@ -188,6 +188,8 @@ class TrainingLoop:
         with InterruptFlag() as interrupt:
             while self.epoch < self.epochs and not self.stop_requested:
                 if stop_after is not None and ran >= stop_after:
+                    for cb in self.callbacks:
+                        cb.on_fit_end(self)
                     return "paused"
                 for cb in self.callbacks:
                     cb.on_epoch_start(self)
@@ -227,6 +229,7 @@ class TrainingLoop:
                 prog.seconds += time.perf_counter() - t0
                 self.partial = prog
                 self._interrupted(f"interrupted during epoch {self.epoch + 1} (step {b + 1}/{nb})")
+        extra = self.model.epoch_metrics()  # inside the epoch's time: it may cost a forward pass
         prog.seconds += time.perf_counter() - t0
         count = max(prog.count, 1)
         record = {
@@ -242,7 +245,7 @@ class TrainingLoop:
             record["profile"] = {k: round(v, 4) for k, v in self._profile.items()}
             self._profile = {}
         model_metrics = {k: v / count for k, v in prog.model_sums.items()}
-        model_metrics.update(self.model.epoch_metrics())
+        model_metrics.update(extra)
         if model_metrics:
             record["model"] = model_metrics
         self.timing["train_seconds"] += prog.seconds

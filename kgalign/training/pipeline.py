@@ -55,7 +55,7 @@ class TrainResult:
 
 def train(
     dataset_path: str | os.PathLike,
-    model: str = "noco",
+    model: str | None = None,
     out_dir: str | os.PathLike = "run",
     *,
     config: dict | str | os.PathLike | None = None,
@@ -67,6 +67,8 @@ def train(
 ) -> TrainResult:
     """Train ``model`` on the dataset at ``dataset_path`` and write the run to ``out_dir``.
 
+    ``model``: a registered name; None takes ``model.name`` from ``config``, else ``"noco"``.
+
     ``config``: a nested dict or a YAML/JSON file (lowest precedence). ``overrides``:
     training options by name (``epochs=50``, ``lr=1e-3``, ``select_on="test"``,
     ``iterative=True``), model options by name (``hidden=128``) or any dotted path
@@ -74,7 +76,7 @@ def train(
     over the file, as command-line flags do.
     ``stop_after``: run at most this many epochs in this call, then checkpoint and return.
     """
-    cfg = build_config(dataset_path, model, config=config, kwargs=overrides)
+    cfg = build_config(dataset_path, model, config=config, kwargs=overrides, default_model="noco")
     return Trainer(cfg, out_dir, resume=resume, force=force, progress=progress, stop_after=stop_after).run()
 
 
@@ -314,14 +316,14 @@ class Trainer:
         cfg = self.cfg
         self._load_data()
         self.chash = rundir.run_config_hash(cfg)
-        self._build_model()  # before the directory: bad model options must not cost a --force'd old run
-        load = self._prepare_dir_all_ranks()
+        # model, optimizers and callbacks before the directory: a bad option must not cost a --force'd old run
+        self._build_model()
         loop, selection, checkpointer = self._make_loop()
+        load = self._prepare_dir_all_ranks()
         metrics_path = self.out / rundir.METRICS
         finished = False
         if load:
-            meta = checkpointer.restore(loop)
-            self._check_checkpoint(meta)
+            meta = checkpointer.restore(loop, check=self._check_checkpoint)
             finished = bool(meta.get("finished"))
             log.info("resuming %s from epoch %d", self.out, loop.epoch)
             if self.dist.is_main:

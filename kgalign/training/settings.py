@@ -14,6 +14,7 @@ The resolved config (saved as ``RUN/config.json``)::
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from pathlib import Path
@@ -92,13 +93,15 @@ def build_config(
     sets: list[str] | tuple[str, ...] = (),
     flags: dict | None = None,
     kwargs: dict | None = None,
+    default_model: str | None = None,
 ) -> dict:
     """The one way a run's configuration is assembled, for the CLI and the Python API.
 
     Layers, lowest first: built-in defaults < the model's reference training settings
     < ``config`` (a YAML/JSON file or a dict) < ``sets`` (``--set a.b=value``) <
     ``flags`` (explicit command-line flags, nested) and ``kwargs`` (Python keyword
-    overrides, see :func:`split_kwargs`). ``dataset``/``model`` given here win.
+    overrides, see :func:`split_kwargs`). ``dataset``/``model`` given here win; ``default_model`` is
+    used only when no layer names a model.
     Returns the validated, resolved config (see the module docstring).
     """
     from kgalign.config import load_config_file, parse_overrides
@@ -106,11 +109,19 @@ def build_config(
     base = load_config_file(config) if isinstance(config, (str, os.PathLike)) else copy.deepcopy(config or {})
     if not isinstance(base, dict):
         raise InputError(f"config must be a mapping of sections, got {type(base).__name__}")
-    user = deep_merge(base, parse_overrides(sets))
-    user = deep_merge(user, flags or {})
-    name = model or get_path(user, "model.name") if isinstance(user.get("model", {}), dict) else model
-    user = deep_merge(user, split_kwargs(kwargs or {}, name or ""))
+    user: dict = {}
+    for layer in (base, parse_overrides(sets), flags or {}, split_kwargs(kwargs or {}, model or "")):
+        user = deep_merge(user, _model_shorthand(layer))
+    if model is None and not get_path(user, "model.name") and default_model:
+        model = default_model
     return resolve_config(user, dataset=dataset, model=model)
+
+
+def _model_shorthand(layer: dict) -> dict:
+    """``model: NAME`` is short for ``model: {name: NAME}`` (in every layer, before merging)."""
+    if isinstance(layer.get("model"), str):
+        return {**layer, "model": {"name": layer["model"]}}
+    return layer
 
 
 def _check_shape(user: dict) -> None:
@@ -118,8 +129,6 @@ def _check_shape(user: dict) -> None:
     unknown = set(user) - TOP_LEVEL
     if unknown:
         raise InputError(f"unknown config section(s) {sorted(unknown)}; known: {sorted(TOP_LEVEL)}")
-    if isinstance(user.get("model"), str):  # `model: noco` is short for `model: {name: noco}`
-        user["model"] = {"name": user["model"]}
     for section in ("model", "train", "iterative", "eval"):
         if section in user and not isinstance(user[section], dict):
             raise InputError(
@@ -137,7 +146,7 @@ def resolve_config(user: dict, dataset: str | os.PathLike | None = None, model: 
     """
     from kgalign.models.registry import get_model, list_models, validate_options
 
-    user = copy.deepcopy(user)
+    user = _model_shorthand(copy.deepcopy(user))
     _check_shape(user)
     if dataset is not None:
         user["dataset"] = str(dataset)
@@ -178,34 +187,47 @@ def _check(cond: bool, key: str, msg: str) -> None:
         raise InputError(f"{key}: {msg}")
 
 
-def _validate(cfg: dict) -> None:
-    t, it = cfg["train"], cfg["iterative"]
-    for key in ("epochs", "eval_every", "checkpoint_every", "seed"):
-        _check(isinstance(t[key], int) and not isinstance(t[key], bool), f"train.{key}", f"expected an integer, got {t[key]!r}")
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _normalise(cfg: dict) -> None:
+    """Python values to the config's JSON forms: tuples as lists, paths as strings, YAML's ``off`` (False) as "off"."""
+    t = cfg["train"]
+    if isinstance(t["betas"], tuple):
+        t["betas"] = list(t["betas"])
+    if isinstance(cfg["modalities"], tuple):
+        cfg["modalities"] = list(cfg["modalities"])
+    if isinstance(t["decisions"], os.PathLike):
+        t["decisions"] = os.fspath(t["decisions"])
+    if t["amp"] is False:  # YAML 1.1 reads `amp: off` as a boolean
+        t["amp"] = "off"
+    if isinstance(t["device"], str):
+        t["device"] = t["device"].strip().lower()
+
+
+def _validate_train(t: dict) -> None:
     for key in ("epochs", "eval_every", "checkpoint_every"):
-        _check(t[key] >= 1, f"train.{key}", f"must be >= 1, got {t[key]}")
+        _check(_is_int(t[key]) and t[key] >= 1, f"train.{key}", f"expected an integer >= 1, got {t[key]!r}")
+    _check(_is_int(t["seed"]) and t["seed"] >= 0, "train.seed", f"expected an integer >= 0, got {t['seed']!r}")
+    _check(_is_int(t["patience"]) and t["patience"] >= 0, "train.patience", "expected an integer >= 0 (0 disables early stopping)")
     bs = t["batch_size"]
+    _check(bs is None or (_is_int(bs) and bs >= 1), "train.batch_size", f"expected an integer >= 1 or null (one batch), got {bs!r}")
+    for key in ("lr", "weight_decay", "eps", "warmup", "grad_clip"):
+        _check(_is_number(t[key]) and t[key] >= 0, f"train.{key}", f"expected a finite number >= 0, got {t[key]!r}")
+    _check(t["lr"] > 0, "train.lr", f"must be > 0, got {t['lr']!r}")
+    _check(t["warmup"] <= 1, "train.warmup", "is a fraction of the training steps, expected 0..1")
+    betas = t["betas"]
     _check(
-        bs is None or (isinstance(bs, int) and not isinstance(bs, bool) and bs >= 1),
-        "train.batch_size",
-        f"expected an integer >= 1 or null (all training links in one batch), got {bs!r}",
+        isinstance(betas, list) and len(betas) == 2 and all(_is_number(b) and 0 <= b < 1 for b in betas),
+        "train.betas",
+        f"expected two numbers in [0, 1), got {betas!r}",
     )
     _check(t["schedule"] in SCHEDULES, "train.schedule", f"expected one of {SCHEDULES}, got {t['schedule']!r}")
-    _check(isinstance(t["patience"], int) and t["patience"] >= 0, "train.patience", "expected an integer >= 0 (0 disables early stopping)")
-    for key in ("lr", "weight_decay", "eps", "warmup", "grad_clip"):
-        _check(
-            isinstance(t[key], (int, float)) and not isinstance(t[key], bool) and t[key] >= 0,
-            f"train.{key}",
-            f"expected a number >= 0, got {t[key]!r}",
-        )
-    _check(t["warmup"] <= 1, "train.warmup", "is a fraction of the training steps, expected 0..1")
-    _check(
-        isinstance(t["betas"], list)
-        and len(t["betas"]) == 2
-        and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in t["betas"]),
-        "train.betas",
-        f"expected two numbers in [0, 1), got {t['betas']!r}",
-    )
     _check(t["select_on"] in SELECT_ON, "train.select_on", f"expected one of {SELECT_ON}, got {t['select_on']!r}")
     # checked here, not at the first evaluation, so that a typo fails before the run directory is written
     parts = str(t["select_metric"]).split(".")
@@ -215,24 +237,37 @@ def _validate(cfg: dict) -> None:
         and parts[1] in ("l2r", "r2l")
         and parts[2] in ("hits@1", "hits@5", "hits@10", "mrr", "mr"),
         "train.select_metric",
-        f"expected SIMILARITY.DIRECTION.METRIC (cosine|csls . l2r|r2l . hits@1|hits@5|hits@10|mrr|mr), "
+        "expected SIMILARITY.DIRECTION.METRIC (cosine|csls . l2r|r2l . hits@1|hits@5|hits@10|mrr|mr), "
         f"e.g. csls.l2r.mrr; got {t['select_metric']!r}",
     )
-    _check(str(t["amp"]).lower() in AMP, "train.amp", f"expected one of {AMP}, got {t['amp']!r}")
-    _check(isinstance(cfg["eval"]["csls_k"], int) and cfg["eval"]["csls_k"] >= 1, "eval.csls_k", "expected an integer >= 1")
-    _check(isinstance(it["enabled"], bool), "iterative.enabled", "expected true or false")
+    _check(isinstance(t["amp"], str) and t["amp"].lower() in AMP, "train.amp", f"expected one of {AMP}, got {t['amp']!r}")
+    _check(
+        isinstance(t["device"], str) and DEVICE.match(t["device"]) is not None,
+        "train.device",
+        f"expected auto, cpu, cuda or cuda:N, got {t['device']!r}",
+    )
+    dec = t["decisions"]
+    _check(dec is None or (isinstance(dec, str) and dec), "train.decisions", f"expected a file path, got {dec!r}")
+    if dec is not None:
+        t["decisions"] = str(Path(dec).expanduser().resolve())
+
+
+def _validate(cfg: dict) -> None:
+    _normalise(cfg)
+    t, it = cfg["train"], cfg["iterative"]
+    _validate_train(t)
+    _check(_is_int(cfg["eval"]["csls_k"]) and cfg["eval"]["csls_k"] >= 1, "eval.csls_k", "expected an integer >= 1")
+    for key in ("enabled", "reload_best"):
+        _check(isinstance(it[key], bool), f"iterative.{key}", f"expected true or false, got {it[key]!r}")
     for key in ("step", "reset_every", "add_every"):
-        _check(isinstance(it[key], int) and it[key] >= 1, f"iterative.{key}", "expected an integer >= 1")
+        _check(_is_int(it[key]) and it[key] >= 1, f"iterative.{key}", "expected an integer >= 1")
+    _check(_is_number(it["lr_factor"]) and it["lr_factor"] > 0, "iterative.lr_factor", f"expected a number > 0, got {it['lr_factor']!r}")
     if it["start"] is not None:
         _check(
-            isinstance(it["start"], int) and 0 <= it["start"] < t["epochs"],
+            _is_int(it["start"]) and 0 <= it["start"] < t["epochs"],
             "iterative.start",
             f"expected an epoch in 0..{t['epochs'] - 1}, got {it['start']!r}",
         )
-    dec = t["decisions"]
-    _check(dec is None or isinstance(dec, str), "train.decisions", f"expected a file path, got {dec!r}")
-    if dec is not None:
-        t["decisions"] = str(Path(dec).expanduser().resolve())
     mods = cfg["modalities"]
     _check(
         mods is None or (isinstance(mods, list) and all(isinstance(m, str) for m in mods) and mods),
