@@ -219,7 +219,6 @@ def _validate_train(t: dict) -> None:
     _check(bs is None or (_is_int(bs) and bs >= 1), "train.batch_size", f"expected an integer >= 1 or null (one batch), got {bs!r}")
     for key in ("lr", "weight_decay", "eps", "warmup", "grad_clip"):
         _check(_is_number(t[key]) and t[key] >= 0, f"train.{key}", f"expected a finite number >= 0, got {t[key]!r}")
-    _check(t["lr"] > 0, "train.lr", f"must be > 0, got {t['lr']!r}")
     _check(t["warmup"] <= 1, "train.warmup", "is a fraction of the training steps, expected 0..1")
     betas = t["betas"]
     _check(
