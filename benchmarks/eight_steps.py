@@ -69,7 +69,10 @@ def build(shared: Path) -> None:
     with tarfile.open(shared / "fb15k237" / "FB15k-237.tar.gz", "r:gz") as tar:
         opts = dataclasses.replace(pd.fb_options(shared, "DB15K-FB15K", tar, 0.2), legacy_valid=0.0)
         ingest_to(opts, DS, overwrite=True)
-    subprocess.run(["kgalign", "features", str(DS), "--modalities", "relation,attribute", "--image-model", "none", "-q"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "kgalign.cli", "features", str(DS), "--modalities", "relation,attribute", "--image-model", "none", "-q"],
+        check=True,
+    )
 
 
 def main(argv=None) -> int:
@@ -81,7 +84,19 @@ def main(argv=None) -> int:
     rows = []
     for name in args.only or RUNS:
         model, extra = RUNS[name]
-        cmd = ["kgalign", "train", str(DS), "--model", model, "-o", str(OUT / "runs" / f"eight_{name}"), *COMMON, *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "kgalign.cli",
+            "train",
+            str(DS),
+            "--model",
+            model,
+            "-o",
+            str(OUT / "runs" / f"eight_{name}"),
+            *COMMON,
+            *extra,
+        ]
         res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         m = res["test"]["csls"]["l2r"]
         row = {"run": name, "hits@1": round(m["hits@1"], 3), "mrr": round(m["mrr"], 3), "command": shlex.join(cmd)}
