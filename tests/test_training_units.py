@@ -170,3 +170,17 @@ def test_progress_bar_shows_epoch_and_info_and_disabled_bar_is_silent():
     quiet.set(3)
     quiet.close()
     assert off.getvalue() == ""
+
+
+def test_keeping_the_previous_checkpoint_twice_leaves_no_temporary(tmp_path):
+    """A save killed after prev.* was kept but before last.* was written: the next save keeps prev.* again
+    (the same files) and must not leave its temporaries behind."""
+    import os
+
+    from kgalign.training.checkpoint import _keep_previous, save_checkpoint
+
+    save_checkpoint(tmp_path, {"a": torch.ones(2)}, {"epoch": 1})
+    save_checkpoint(tmp_path, {"a": torch.ones(2) * 2}, {"epoch": 2})
+    _keep_previous(tmp_path, "last")  # as the killed save did
+    save_checkpoint(tmp_path, {"a": torch.ones(2) * 3}, {"epoch": 3})
+    assert sorted(os.listdir(tmp_path)) == ["last.json", "last.safetensors", "prev.json", "prev.safetensors"]

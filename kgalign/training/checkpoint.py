@@ -84,6 +84,10 @@ def _keep_previous(directory: Path, name: str) -> None:
         src, dst = directory / f"{name}.{ext}", directory / f"{PREVIOUS}.{ext}"
         if not src.is_file():
             return
+        if dst.exists() and os.path.samefile(src, dst):
+            # already kept (a save killed after this step): renaming a hard link onto its twin is a no-op
+            # that would leave the temporary behind
+            continue
         with atomic_path(dst) as tmp:
             tmp.unlink()
             try:
