@@ -77,6 +77,8 @@ class GraphEncoder(nn.Module):
         super().__init__()
         if impl not in ("sparse", "pyg"):
             raise ValueError(f"impl must be 'sparse' or 'pyg', got {impl!r}")
+        if bias not in (None, True, False):
+            raise ValueError(f"bias must be true, false or null (the layout's default), got {bias!r}")
         if weight not in ("full", "diagonal"):
             raise ValueError(f"weight must be 'full' or 'diagonal', got {weight!r}")
         if weight == "diagonal" and impl == "pyg":
