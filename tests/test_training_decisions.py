@@ -139,6 +139,9 @@ def test_bootstrapping_never_proposes_a_known_negative():
         links = np.zeros((0, 2), np.int64)
         source = np.zeros(0, np.int64)
 
+        def embeddings(self):
+            return self.model.embed()
+
     kg = np.array([1] * 4 + [2] * 4)
     boot = Bootstrapping(
         ILSchedule(0, 1, 1, 1),

@@ -133,6 +133,7 @@ class Bootstrapping(Callback):
         if self.started or loop.epoch < self.il.start or loop.partial is not None:
             return
         if self.reload_best and self.selection is not None and self.selection.restore_best(loop.model, loop.device):
+            loop.forget_embeddings()
             self.notify(
                 f"iterative training from epoch {loop.epoch}: reloaded the weights of epoch "
                 f"{self.selection.selection.best_epoch} (selected on {self.selection.selection.split})"
@@ -159,7 +160,7 @@ class Bootstrapping(Callback):
         check, reset, add = self.il.actions(loop.epoch)
         info = {}
         if check:
-            emb = loop.model.embed().detach().float()
+            emb = loop.embeddings()
             left, right = candidate_pools(self.kg, loop.links)
             mnn = self._without_excluded(mutual_nearest_neighbours(emb, left.to(emb.device), right.to(emb.device)))
             reset = reset or len(self.candidates) == 0

@@ -156,6 +156,7 @@ class TrainingLoop:
         self.timing = {"train_seconds": 0.0, "train_epochs": 0}
         self.profile = profile
         self._profile: dict[str, float] = {}
+        self._embeddings: torch.Tensor | None = None  # of the current weights; dropped by every step
 
     # ------------------------------------------------------------ optimizers and schedule
     def make_optimizers(self, lr: float) -> Optimizers:
@@ -170,6 +171,17 @@ class TrainingLoop:
         """A new schedule phase from the current epoch to the end, with fresh optimizers."""
         self.phase = Phase(self.epoch, self.epochs, float(lr), float(warmup), schedule)
         self.optimizers = self.make_optimizers(self.phase.lr)
+
+    def embeddings(self) -> torch.Tensor:
+        """The model's joint embeddings (n, D), float, computed once per weight state: evaluation and
+        bootstrapping at the same epoch share one full-graph pass."""
+        if self._embeddings is None:
+            self._embeddings = self.model.embed().detach().float()
+        return self._embeddings
+
+    def forget_embeddings(self) -> None:
+        """Call after changing the weights outside a step (e.g. reloading the selected ones)."""
+        self._embeddings = None
 
     @property
     def stop_requested(self) -> bool:
@@ -288,6 +300,7 @@ class TrainingLoop:
         t = self._tick("backward", t)
         self.optimizers.step(self.scaler, self.grad_clip)
         self.optimizers.zero_grad()
+        self._embeddings = None
         self._tick("step", t)
         self.model.after_step(out)
         w = len(batch)
@@ -331,6 +344,7 @@ class TrainingLoop:
         from kgalign.training.seeding import restore_rng
 
         self.model.load_state_dict({k: v.to(self.device) for k, v in strip_prefix(tensors, "model.").items()})
+        self._embeddings = None
         self.epoch = int(meta["epoch"])
         self.phase = Phase(**meta["phase"])
         self.optimizers = self.make_optimizers(self.phase.lr)

@@ -98,7 +98,7 @@ class ModelSelection(Callback):
         if loop.epoch % self.every and loop.epoch != self.last_epoch:
             return
         t0 = time.perf_counter()
-        evals = self.evaluate(loop.model.embed().detach().float())
+        evals = self.evaluate(loop.embeddings())
         self.timing["eval_seconds"] += time.perf_counter() - t0
         self.timing["evaluations"] += 1
         record.update(evals)
