@@ -603,7 +603,9 @@ def evaluate_cmd(
     candidates: str = typer.Option(
         "test",
         "--candidates",
-        help="test: the other graph's entities of that split's links (benchmark protocol); all: every entity of the other graph.",
+        help="test: the other graph's entities of that split's links (benchmark protocol); "
+        "pool: every entity of the other graph not in a training link (what train ranks valid links against); "
+        "all: every entity of the other graph.",
     ),
     csls_k: int = typer.Option(3, "--csls-k", help="Neighbours in the CSLS correction."),
     block_size: int = typer.Option(4096, "--block-size", help="Rows per similarity block (memory bound)."),
@@ -631,7 +633,7 @@ def evaluate_cmd(
 
       kgalign evaluate run                      # test links, benchmark protocol
 
-      kgalign evaluate run --candidates all --split valid --json
+      kgalign evaluate run --candidates pool --split valid --json
 
       kgalign evaluate run --links links.nt     # precision/recall/F1 vs the test links
 
