@@ -1,0 +1,61 @@
+"""The benchmark scripts that read run directories: time-to-accuracy curves and the GPU suite's summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kgalign.features.synthetic import make_synthetic
+from kgalign.training import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("bench")
+    ds = make_synthetic(base / "ds", n=80, noise=1.0, seed=3)
+    kw = dict(epochs=4, eval_every=2, batch_size=32, lr=5e-3, device="cpu", hidden=16)
+    train(ds, model="mclea", out_dir=base / "runs" / "mclea_off", **kw)
+    # a row stopped by the suite's budget: checkpointed after 2 of 4 epochs, no results.json
+    train(ds, model="meaformer", out_dir=base / "runs" / "meaformer_bf16", stop_after=2, **kw)
+    return base / "runs"
+
+
+def _script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+
+
+def test_plot_curves_writes_png_and_points(runs, tmp_path):
+    png = tmp_path / "img" / "curves.png"
+    p = _script("benchmarks/plot_curves.py", f"{runs / 'mclea_off'}:MCLEA", str(runs / "meaformer_bf16"), "-o", str(png))
+    assert p.returncode == 0, p.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    points = json.loads(png.with_suffix(".json").read_text())
+    assert set(points) == {"MCLEA", "meaformer_bf16"}
+    records = [json.loads(x) for x in (runs / "mclea_off" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if "valid" in r]
+    assert points["MCLEA"]["epoch"] == [r["epoch"] for r in evals] == [2, 4]
+    assert points["MCLEA"]["valid"] == [r["valid"]["csls"]["l2r"]["hits@1"] for r in evals]
+    assert points["MCLEA"]["seconds"][-1] == pytest.approx(sum(r["seconds"] for r in records), abs=1e-2)
+    p = _script("benchmarks/plot_curves.py", str(tmp_path / "missing"), "-o", str(png))
+    assert p.returncode != 0 and "no such file" in p.stderr
+
+
+def test_gpu_suite_summary_reports_finished_and_stopped_rows(runs, tmp_path):
+    p = _script("benchmarks/gpu_suite_summary.py", "--runs", str(runs), "--out", str(tmp_path), "--budget", "300")
+    assert p.returncode == 0, p.stderr
+    rows = {r["model"]: r for r in json.loads((tmp_path / "summary.json").read_text())["rows"]}
+    res = json.loads((runs / "mclea_off" / "results.json").read_text())
+    assert rows["mclea"]["precision"] == "fp32" and rows["mclea"]["status"] == "finished"
+    assert rows["mclea"]["test_h1"] == res["test"]["csls"]["l2r"]["hits@1"] and rows["mclea"]["epochs"] == 4
+    assert rows["meaformer"]["precision"] == "bf16" and rows["meaformer"]["status"].startswith("stopped at the budget (epoch 2)")
+    assert rows["meaformer"]["test_h1"] is not None
+    md = (tmp_path / "summary.md").read_text()
+    assert "| mclea | fp32 | finished | 4 |" in md and "each stopped at 300 s" in md
