@@ -59,3 +59,26 @@ def test_gpu_suite_summary_reports_finished_and_stopped_rows(runs, tmp_path):
     assert rows["meaformer"]["test_h1"] is not None
     md = (tmp_path / "summary.md").read_text()
     assert "| mclea | fp32 | finished | 4 |" in md and "each stopped at 300 s" in md
+
+
+def _record(folder: Path, stage: str, n: int, seconds: float, rss: float, **extra) -> None:
+    rec = {"stage": stage, "n_per_side": n, "triples_per_side": 5 * n, "seconds": seconds, "peak_rss_gib": rss, "extra": extra}
+    (folder / f"{stage}-{n}.json").write_text(json.dumps(rec))
+
+
+def test_scale_report_fits_growth_exponents_and_plots(tmp_path):
+    d = tmp_path / "scale"
+    d.mkdir()
+    for n in (10_000, 100_000, 1_000_000):
+        _record(d, "ingest", n, 2e-4 * n, 1e-5 * n)  # linear: b = 1
+        _record(d, "search_exact", n, 1e-8 * n * n, 0.5, **{"recall@1": 1.0})  # quadratic time, flat memory
+    p = _script("benchmarks/scale_report.py", "--dir", str(d), "-o", str(tmp_path / "s.png"), "--md", str(tmp_path / "s.md"))
+    assert p.returncode == 0, p.stderr
+    md = (tmp_path / "s.md").read_text()
+    assert "| ingest | 1.00 | 1.00 | 10k, 100k, 1M |" in md
+    assert "| search_exact | 2.00 | 0.00 | 10k, 100k, 1M |" in md
+    assert "| search_exact | 1M | 5000000 | 10000.0 | 0.50 | recall@1 1.000 |" in md
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    (d / "broken.json").write_text('{"stage": "x"}')
+    p = _script("benchmarks/scale_report.py", "--dir", str(d), "-o", str(tmp_path / "t.png"))
+    assert p.returncode != 0 and "broken.json" in p.stderr and not (tmp_path / "t.png").exists()
