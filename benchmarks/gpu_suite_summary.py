@@ -90,7 +90,7 @@ def markdown(rows: list[dict], timings: list[dict], budget: float | None) -> str
     lines += [
         "Training rows on FB15K-DB15K 20 % (legacy split, 10 % of train held out as valid; relation, attribute and numeric "
         "features; no names, no images), all rows at once on the one GPU"
-        + (f", each stopped at {budget:.0f} s" if budget else "")
+        + (f", any row still running after {budget:.0f} s stopped there" if budget else "")
         + "; test CSLS l2r among the test links' entities (benchmark protocol); honest = selected on valid; "
         "papers' = best test evaluation of the same run (optimistic).",
         "",

@@ -58,7 +58,7 @@ def test_gpu_suite_summary_reports_finished_and_stopped_rows(runs, tmp_path):
     assert rows["meaformer"]["precision"] == "bf16" and rows["meaformer"]["status"].startswith("stopped at the budget (epoch 2)")
     assert rows["meaformer"]["test_h1"] is not None
     md = (tmp_path / "summary.md").read_text()
-    assert "| mclea | fp32 | finished | 4 |" in md and "each stopped at 300 s" in md
+    assert "| mclea | fp32 | finished | 4 |" in md and "still running after 300 s stopped there" in md
 
 
 def _record(folder: Path, stage: str, n: int, seconds: float, rss: float, **extra) -> None:
