@@ -82,3 +82,43 @@ def test_scale_report_fits_growth_exponents_and_plots(tmp_path):
     (d / "broken.json").write_text('{"stage": "x"}')
     p = _script("benchmarks/scale_report.py", "--dir", str(d), "-o", str(tmp_path / "t.png"))
     assert p.returncode != 0 and "broken.json" in p.stderr and not (tmp_path / "t.png").exists()
+
+
+def test_mpsea_low_resource_resplit_keeps_test_fixed_and_nests_train(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from mpsea_sweeps import resplit
+    finally:
+        sys.path.pop(0)
+    from kgalign.data.store import load_dataset
+
+    ds = make_synthetic(tmp_path / "ds", n=200, noise=1.0, seed=1)
+    splits = {}
+    for r in (0.05, 0.2):
+        out = resplit(ds, tmp_path / f"r{r}", r, seed=4)
+        d = load_dataset(out)
+        splits[r] = {s: {tuple(x) for x in d.links_for(s).tolist()} for s in ("train", "valid", "test")}
+        assert (out / "features" / "manifest.json").is_file()
+    assert len(splits[0.05]["train"]) == 10 and len(splits[0.2]["train"]) == 40
+    assert splits[0.05]["train"] < splits[0.2]["train"]  # nested
+    assert splits[0.05]["test"] == splits[0.2]["test"] and len(splits[0.2]["test"]) == 120
+    assert splits[0.05]["valid"] == splits[0.2]["valid"] and len(splits[0.2]["valid"]) == 20
+    assert not splits[0.2]["train"] & (splits[0.2]["test"] | splits[0.2]["valid"])
+
+
+def test_mpsea_sensitivity_sweep_end_to_end(tmp_path):
+    ds = make_synthetic(tmp_path / "ds", n=60, noise=1.0, seed=2)
+    out = tmp_path / "sens.md"
+    p = _script(
+        "benchmarks/mpsea_sweeps.py", "sensitivity", str(ds), "--param", "mi_weight", "--values", "0.0", "0.5",
+        "--epochs", "2", "--out", str(out), "--work", str(tmp_path / "w"),
+        "--", "--device", "cpu", "--batch-size", "16", "--eval-every", "2",
+        "--set", "model.hidden=40", "--set", "model.fusion_ffn=40", "--set", "model.outlook_grid=10",
+        "--set", "model.mi_negatives=64",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(x) for x in out.with_suffix(".jsonl").read_text().splitlines()]
+    assert [r["value"] for r in lines] == [0.0, 0.5] and all(0 <= r["hits@1"] <= 1 for r in lines)
+    cfg = json.loads((tmp_path / "w" / "mi_weight_0.5_s1" / "config.json").read_text())
+    assert cfg["model"]["mi_weight"] == 0.5
+    assert "| mi_weight |" in out.read_text() and out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
