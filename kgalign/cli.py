@@ -408,6 +408,7 @@ Examples:
   kgalign features ds --modalities relation,attribute,numeric,name --name-model use-multilingual
   kgalign features ds --image-model vgg16 --weights vgg16-397923af.pth --workers 32 --json
   kgalign features ds --image-model clip --clip-backend open_clip --clip-arch ViT-B-32 --weights clip.pt
+  kgalign features big-ds --sparse --name-model hash
 
 Exit status: 0 ok, 2 bad input, 3 missing resource (e.g. image features asked for without weights).
 """
@@ -428,8 +429,16 @@ def features_cmd(
     name_model: Optional[str] = typer.Option(
         None,
         "--name-model",
-        help="minilm (default, offline), use-multilingual (kgalign[multilingual]), clip (text tower of --weights), "
+        help="minilm (default up to 300000 named entities, offline), hash (character 3-gram hashing, no model; "
+        "the default above that), use-multilingual (kgalign[multilingual]), clip (text tower of --weights), "
         "or a sentence-transformers model path/name.",
+    ),
+    name_hash_dim: int = typer.Option(256, "--name-hash-dim", min=1, help="Columns of --name-model hash."),
+    sparse: Optional[bool] = typer.Option(
+        None,
+        "--sparse/--dense",
+        help="Compact storage: bags (and hashed names) as CSR, other features float16. "
+        "Default: only when a dense float32 matrix would exceed 512 MiB.",
     ),
     image_model: str = typer.Option(
         "vgg16",
@@ -503,6 +512,8 @@ def features_cmd(
             device=device,
             batch_size=batch_size,
             force=force,
+            sparse=sparse,
+            name_hash_dim=name_hash_dim,
         )
         return compute_features(dataset, mods, opts, progress=show_progress(quiet))
 

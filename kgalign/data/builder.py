@@ -8,6 +8,7 @@ relation triples, attribute triples, numeric values, names and images.
 
 from __future__ import annotations
 
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,10 @@ class GraphBuilder:
         self.ent: dict[str, int] = {}
         self.rel: dict[str, int] = {}
         self.attr: dict[str, int] = {}
-        self.heads: list[int] = []
-        self.rels: list[int] = []
-        self.tails: list[int] = []
+        # relation triples as local ids; int64 arrays (8 bytes an id, not a Python int object each)
+        self.heads = array("q")
+        self.rels = array("q")
+        self.tails = array("q")
         self.attr_rows: dict[tuple, None] = {}  # (e, a, value, datatype, lang), ordered set
         self.num_rows: dict[tuple, None] = {}  # (e, a, value)
         self.names: dict[tuple, None] = {}  # (e, text, lang)
@@ -69,6 +71,16 @@ class GraphBuilder:
         self.heads.append(self.entity(head))
         self.rels.append(self.relation(relation))
         self.tails.append(self.entity(tail))
+
+    def add_relation_block(self, heads: list[str], rels: list[str], tails: list[str]) -> None:
+        """Bulk ``add_relation``: the same ids (first appearance, head before tail, row by row)."""
+        ent, rel = self.ent, self.rel
+        flat: list = [None] * (2 * len(heads))
+        flat[0::2], flat[1::2] = heads, tails
+        ids = [ent.setdefault(t, len(ent)) for t in flat]  # len() is read before the insert: the next id
+        self.heads.extend(ids[0::2])
+        self.rels.extend([rel.setdefault(r, len(rel)) for r in rels])
+        self.tails.extend(ids[1::2])
 
     def add_relation_ids(self, heads, rels, tails) -> None:
         """Bulk add of local ids (layout importers that already hold ids)."""

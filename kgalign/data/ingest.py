@@ -27,7 +27,7 @@ from kgalign.data.terms import (
     name_from_iri,
     plain_term,
 )
-from kgalign.data.tsv import read_attribute_triples, read_pairs, read_relation_triples
+from kgalign.data.tsv import read_attribute_triples, read_pairs, relation_blocks
 from kgalign.errors import InputError
 from kgalign.fsutil import check_output_dir, remove_stale
 
@@ -103,8 +103,8 @@ def _read_graph_file(kg: int, src: Source, g: GraphBuilder, problems: Problems, 
         return
     before, g.ill_typed_example = g.ill_typed, None
     if fmt == "tsv":
-        for h, r, t in read_relation_triples(src, problems):
-            g.add_relation(h, r, t)
+        for heads, rels, tails in relation_blocks(src, problems):
+            g.add_relation_block(heads, rels, tails)
     else:
         g.add_statements(read_rdf(src, fmt, problems))
     _warn_ill_typed(g, before, src, problems)

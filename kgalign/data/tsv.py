@@ -16,6 +16,26 @@ from kgalign.data.terms import plain_term, split_tsv_literal
 from kgalign.errors import InputError
 
 
+def _want(min_cols: int, max_cols: int | None) -> str:
+    return str(min_cols) if max_cols == min_cols else (f"{min_cols}-{max_cols}" if max_cols else f"at least {min_cols}")
+
+
+def _checked(lines, src: Source, problems: Problems, min_cols: int, max_cols: int | None, what: str) -> Iterator[tuple[int, list[str]]]:
+    """``(lineno, fields)`` of the good rows among ``(lineno, text)`` lines; bad ones go to ``problems``."""
+    for lineno, text in lines:
+        if not text.strip(" "):  # blank line; a line of tabs is a row of empty fields
+            continue
+        fields = text.split("\t")
+        n = len(fields)
+        if n < min_cols or (max_cols is not None and n > max_cols):
+            problems.bad(f"expected {_want(min_cols, max_cols)} tab-separated fields{what}, found {n}", src.label, lineno)
+            continue
+        if any(not f.strip() for f in fields[:min_cols]):
+            problems.bad(f"empty field{what}", src.label, lineno)
+            continue
+        yield lineno, fields
+
+
 def tsv_rows(
     src: Source, problems: Problems, min_cols: int, max_cols: int | None = None, what: str = ""
 ) -> Iterator[tuple[int, list[str]]]:
@@ -26,20 +46,75 @@ def tsv_rows(
     fh = src.open()
     count = 0
     try:
-        for lineno, text in read_lines(src, fh, problems):
-            if not text.strip(" "):  # blank line; a line of tabs is a row of empty fields
-                continue
-            fields = text.split("\t")
-            n = len(fields)
-            if n < min_cols or (max_cols is not None and n > max_cols):
-                want = str(min_cols) if max_cols == min_cols else (f"{min_cols}-{max_cols}" if max_cols else f"at least {min_cols}")
-                problems.bad(f"expected {want} tab-separated fields{what}, found {n}", src.label, lineno)
-                continue
-            if any(not f.strip() for f in fields[:min_cols]):
-                problems.bad(f"empty field{what}", src.label, lineno)
-                continue
+        for row in _checked(read_lines(src, fh, problems), src, problems, min_cols, max_cols, what):
             count += 1
-            yield lineno, fields
+            yield row
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+        raise InputError(f"cannot read the file ({type(exc).__name__}: {exc})", src.label) from None
+    finally:
+        fh.close()
+    src.info["records"] = count
+    src.info["lines"] = count
+
+
+def _raw_blocks(fh, size: int) -> Iterator[tuple[int, bytes]]:
+    """``(first line number, bytes of whole lines without the last newline)`` blocks of about ``size`` bytes."""
+    carry, lineno = b"", 1
+    while True:
+        chunk = fh.read(size)
+        if not chunk:
+            break
+        buf = carry + chunk
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            carry = buf
+            continue
+        carry = buf[cut + 1 :]
+        yield lineno, buf[:cut]
+        lineno += buf.count(b"\n", 0, cut) + 1
+    if carry:
+        yield lineno, carry
+
+
+def _fast_columns(raw: bytes, ncols: int) -> list[list[str]] | None:
+    """The stripped columns of a clean block (UTF-8, LF only, ``ncols`` non-empty fields per line), else None."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\r" in text:
+        return None
+    rows = [line.split("\t") for line in text.split("\n")]
+    if set(map(len, rows)) != {ncols}:
+        return None
+    cols = [[r[c].strip() for r in rows] for c in range(ncols)]
+    if not all(all(col) for col in cols):
+        return None
+    if "<" in text:
+        cols = [[plain_term(t) for t in col] for col in cols]
+    return cols
+
+
+def relation_blocks(src: Source, problems: Problems, block_bytes: int = 1 << 24) -> Iterator[tuple[list[str], list[str], list[str]]]:
+    """Relation triples ``(heads, relations, tails)`` in blocks, with exactly the checks of ``read_relation_triples``.
+
+    A clean block is split in bulk; a block with anything unusual (a blank or bad line, CR, bad
+    UTF-8, an empty field) is read line by line, so messages and line numbers are the same.
+    """
+    fh = src.open()
+    count = 0
+    what = " (head, relation, tail)"
+    try:
+        for start, raw in _raw_blocks(fh, block_bytes):
+            cols = _fast_columns(raw, 3)
+            if cols is None:
+                rows = _checked(read_lines(src, raw.split(b"\n"), problems, start), src, problems, 3, 3, what)
+                cols = [[], [], []]
+                for _, f in rows:
+                    for c in range(3):
+                        cols[c].append(plain_term(f[c].strip()))
+            count += len(cols[0])
+            yield cols[0], cols[1], cols[2]
     except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
         raise InputError(f"cannot read the file ({type(exc).__name__}: {exc})", src.label) from None
     finally:
