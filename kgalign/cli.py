@@ -429,7 +429,7 @@ def features_cmd(
     name_model: Optional[str] = typer.Option(
         None,
         "--name-model",
-        help="minilm (default up to 300000 named entities, offline), hash (character 3-gram hashing, no model; "
+        help="minilm (default up to 50000 named entities, offline), hash (character 3-gram hashing, no model; "
         "the default above that), use-multilingual (kgalign[multilingual]), clip (text tower of --weights), "
         "or a sentence-transformers model path/name.",
     ),

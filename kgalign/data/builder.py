@@ -24,6 +24,13 @@ from kgalign.data.terms import (
 )
 
 
+def _ids(vocab: dict[str, int], terms: list[str]) -> array:
+    """Ids of ``terms``; new terms get the next ids in order of first appearance (mapping done in C)."""
+    new = [t for t in dict.fromkeys(terms) if t not in vocab]
+    vocab.update(zip(new, range(len(vocab), len(vocab) + len(new)), strict=True))
+    return array("q", map(vocab.__getitem__, terms))
+
+
 class GraphBuilder:
     """One knowledge graph under construction (``kg`` is 1 or 2)."""
 
@@ -74,12 +81,11 @@ class GraphBuilder:
 
     def add_relation_block(self, heads: list[str], rels: list[str], tails: list[str]) -> None:
         """Bulk ``add_relation``: the same ids (first appearance, head before tail, row by row)."""
-        ent, rel = self.ent, self.rel
         flat: list = [None] * (2 * len(heads))
         flat[0::2], flat[1::2] = heads, tails
-        ids = [ent.setdefault(t, len(ent)) for t in flat]  # len() is read before the insert: the next id
+        ids = _ids(self.ent, flat)
         self.heads.extend(ids[0::2])
-        self.rels.extend([rel.setdefault(r, len(rel)) for r in rels])
+        self.rels.extend(_ids(self.rel, rels))
         self.tails.extend(ids[1::2])
 
     def add_relation_ids(self, heads, rels, tails) -> None:

@@ -32,7 +32,7 @@ IMAGE_MODELS = ("vgg16", "clip", "pixels", "none")
 # compact storage (csr bags and hashed names, float16 for the rest) when a dense float32 matrix would exceed this
 DENSE_LIMIT_BYTES = 512 * 2**20
 # above this many named entities the default name featurizer is character n-gram hashing, not a text encoder
-NAME_MODEL_LIMIT = 300_000
+NAME_MODEL_LIMIT = 50_000
 
 
 def default_cache_dir() -> Path:
