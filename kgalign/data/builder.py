@@ -20,6 +20,7 @@ from kgalign.data.terms import (
     image_source,
     is_ill_typed,
     numeric_value,
+    parse_number,
     predicate_set,
 )
 
@@ -104,8 +105,10 @@ class GraphBuilder:
         plain_numbers: bool = False,
         numeric: float | None = None,
     ) -> None:
-        e = self.entity(entity)
-        a = self.attribute(attribute)
+        e, a = self.entity(entity), self.attribute(attribute)
+        self._attribute_ids(e, a, value, datatype, lang, plain_numbers, numeric, entity, attribute)
+
+    def _attribute_ids(self, e: int, a: int, value, datatype, lang, plain_numbers, numeric, entity: str, attribute: str) -> None:
         row = (e, a, value, datatype, lang)
         if row in self.attr_rows:
             self.duplicate_attribute_triples += 1
@@ -119,6 +122,36 @@ class GraphBuilder:
                     self.ill_typed_example = f"{value!r}^^<{datatype}> on {entity} {attribute}"
         if numeric is not None:
             self.num_rows[(e, a, numeric)] = None
+
+    def add_attribute_block(self, ents: list[str], keys: list[str], values: list[str], datatypes=None, langs=None, base_dir=None) -> None:
+        """Bulk of the attribute-file rule, row by row the same as: a name predicate makes a name, an image
+        predicate an image, anything else an attribute (plain numbers count). ``datatypes``/``langs`` None: all ""."""
+        eids = _ids(self.ent, ents)  # every row names its entity first, in row order
+        kind = {k: 1 if k in self.name_predicates else 2 if k in self.image_predicates else 0 for k in dict.fromkeys(keys)}
+        plain = datatypes is None and langs is None
+        dts = datatypes if datatypes is not None else [""] * len(ents)
+        lgs = langs if langs is not None else [""] * len(ents)
+        if any(kind.values()):
+            for i, k in enumerate(map(kind.__getitem__, keys)):
+                if k == 1:
+                    self.names[(eids[i], values[i], lgs[i])] = None
+                elif k == 2:
+                    self.images[(eids[i], image_source(values[i], base_dir))] = None
+            keep = [i for i, k in enumerate(map(kind.__getitem__, keys)) if k == 0]
+            ents, keys, values, dts, lgs = ([col[i] for i in keep] for col in (ents, keys, values, dts, lgs))
+            eids = array("q", [eids[i] for i in keep])
+        aids = _ids(self.attr, keys)
+        if not plain:
+            for e, a, v, dt, lang, te, ta in zip(eids, aids, values, dts, lgs, ents, keys, strict=True):
+                self._attribute_ids(e, a, v, dt, lang, True, None, te, ta)
+            return
+        # no datatype, no language: a row is numeric when its value reads as a number; dicts dedupe in order
+        fresh = [r for r in dict.fromkeys(zip(eids, aids, values, dts, lgs, strict=True)) if r not in self.attr_rows]
+        self.duplicate_attribute_triples += len(values) - len(fresh)
+        self.attr_rows.update(dict.fromkeys(fresh))
+        for (e, a, *_), x in zip(fresh, map(parse_number, [r[2] for r in fresh]), strict=True):
+            if x is not None:
+                self.num_rows[(e, a, x)] = None
 
     def add_name(self, entity: str, text: str, lang: str = "") -> None:
         self.names[(self.entity(entity), text, lang)] = None

@@ -83,7 +83,7 @@ _ASCII_SPACE = np.zeros(256, bool)
 _ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
 
 
-def _fast_columns(raw: bytes, ncols: int) -> list[list[str]] | None:
+def _fast_columns(raw: bytes, ncols: int, plain: tuple[int, ...] | None = None) -> list[list[str]] | None:
     """The columns of a clean block, else None (the caller reads it line by line).
 
     Clean: ASCII, every line ``ncols`` fields, no field empty or with whitespace at its
@@ -106,8 +106,8 @@ def _fast_columns(raw: bytes, ncols: int) -> list[list[str]] | None:
     text = raw.decode("ascii")
     flat = text.replace("\n", "\t").split("\t")
     cols = [flat[c::ncols] for c in range(ncols)]
-    if "<" in text:
-        cols = [[plain_term(t) for t in col] for col in cols]
+    if "<" in text:  # the columns that hold terms (``plain``, default all) lose their angle brackets
+        cols = [[plain_term(t) for t in col] if plain is None or c in plain else col for c, col in enumerate(cols)]
     return cols
 
 
@@ -131,6 +131,37 @@ def relation_blocks(src: Source, problems: Problems, block_bytes: int = 1 << 24)
                         cols[c].append(plain_term(f[c].strip()))
             count += len(cols[0])
             yield cols[0], cols[1], cols[2]
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+        raise InputError(f"cannot read the file ({type(exc).__name__}: {exc})", src.label) from None
+    finally:
+        fh.close()
+    src.info["records"] = count
+    src.info["lines"] = count
+
+
+def attribute_blocks(src: Source, problems: Problems, block_bytes: int = 1 << 24) -> Iterator[tuple]:
+    """Attribute triples ``(entities, attributes, lexicals, datatypes, langs)`` in blocks, with exactly the checks of
+    ``read_attribute_triples``; ``datatypes``/``langs`` are None for a block where every value is plain."""
+    fh = src.open()
+    count = 0
+    what = " (entity, attribute, value)"
+    try:
+        for start, raw in _raw_blocks(fh, block_bytes):
+            cols = _fast_columns(raw, 3, plain=(0, 1))
+            if cols is None:
+                rows = _checked(read_lines(src, raw.split(b"\n"), problems, start), src, problems, 3, 3, what)
+                cols = [[], [], []]
+                for _, f in rows:
+                    cols[0].append(plain_term(f[0].strip()))
+                    cols[1].append(plain_term(f[1].strip()))
+                    cols[2].append(f[2])
+            count += len(cols[0])
+            values = cols[2]
+            if any('"' in v or "^^<" in v for v in values):
+                lex, dts, langs = (list(c) for c in zip(*map(split_tsv_literal, values), strict=True))
+                yield cols[0], cols[1], lex, dts, langs
+            else:
+                yield cols[0], cols[1], values, None, None
     except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
         raise InputError(f"cannot read the file ({type(exc).__name__}: {exc})", src.label) from None
     finally:
