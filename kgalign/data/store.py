@@ -179,30 +179,30 @@ def file_record(path: Path) -> dict:
 WRITE_ROWS = 1 << 20  # rows joined and written at once: bounds the temporary text
 
 
-def _write_tsv(path: Path, header: list[str], columns: list[list[str]]) -> None:
-    """Write parallel string columns (already escaped) as TSV rows; joined in C, a chunk at a time."""
+def _write_tsv(path: Path, header: list[str], columns: list) -> None:
+    """Write parallel columns as TSV rows, WRITE_ROWS at a time (joined in C; memory bounded by one chunk).
+
+    A column is an int or float ndarray (written with ``str`` / ``repr``), or a list of texts (escaped here).
+    """
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("\t".join(header) + "\n")
         n = len(columns[0])
         for start in range(0, n, WRITE_ROWS):
-            chunk = [c[start : start + WRITE_ROWS] for c in columns]
+            chunk = [_column_text(c[start : start + WRITE_ROWS]) for c in columns]
             f.write("\n".join(map("\t".join, zip(*chunk, strict=True))) + "\n")
 
 
-def _escaped(texts: list[str]) -> list[str]:
-    """``escape`` of each text; the list itself when none needs it (the common case, tested once)."""
-    joined = "".join(texts)
+def _column_text(part) -> list[str]:
+    if isinstance(part, np.ndarray):
+        return list(map(repr if part.dtype.kind == "f" else str, part.tolist()))
+    joined = "".join(part)
     if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
-        return [escape(t) for t in texts]
-    return texts
+        return [escape(t) for t in part]
+    return part
 
 
-def _ints_text(values) -> list[str]:
-    return list(map(str, np.asarray(values).tolist()))
-
-
-def _vocab_columns(terms: list[str], kgs: np.ndarray) -> list[list[str]]:
-    return [_ints_text(np.arange(len(terms))), _ints_text(kgs), _escaped(terms)]
+def _vocab_columns(terms: list[str], kgs: np.ndarray) -> list:
+    return [np.arange(len(terms)), np.asarray(kgs), terms]
 
 
 def write_dataset(ds: Dataset, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -228,25 +228,14 @@ def _write_dataset(ds: Dataset, out_dir: Path, overwrite: bool) -> Path:
         _write_tsv(
             tmp / "attribute_triples.tsv",
             ["entity", "attribute", "value", "datatype", "lang"],
-            [
-                _ints_text(ds.attr_entity),
-                _ints_text(ds.attr_key),
-                _escaped(ds.attr_value),
-                _escaped(ds.attr_datatype),
-                _escaped(ds.attr_lang),
-            ],
+            [np.asarray(ds.attr_entity), np.asarray(ds.attr_key), ds.attr_value, ds.attr_datatype, ds.attr_lang],
         )
-        _write_tsv(
-            tmp / "numeric.tsv",
-            ["entity", "attribute", "value"],
-            [_ints_text(ds.num_entity), _ints_text(ds.num_key), list(map(repr, np.asarray(ds.num_value, np.float64).tolist()))],
-        )
-        _write_tsv(
-            tmp / "names.tsv", ["entity", "name", "lang"], [_ints_text(ds.name_entity), _escaped(ds.name_text), _escaped(ds.name_lang)]
-        )
-        _write_tsv(tmp / "images.tsv", ["entity", "source"], [_ints_text(ds.image_entity), _escaped(ds.image_source)])
+        num_value = np.asarray(ds.num_value, np.float64)
+        _write_tsv(tmp / "numeric.tsv", ["entity", "attribute", "value"], [np.asarray(ds.num_entity), np.asarray(ds.num_key), num_value])
+        _write_tsv(tmp / "names.tsv", ["entity", "name", "lang"], [np.asarray(ds.name_entity), ds.name_text, ds.name_lang])
+        _write_tsv(tmp / "images.tsv", ["entity", "source"], [np.asarray(ds.image_entity), ds.image_source])
         links = ds.links.reshape(-1, 2)
-        _write_tsv(tmp / "links.tsv", ["kg1", "kg2", "split"], [_ints_text(links[:, 0]), _ints_text(links[:, 1]), list(ds.link_split)])
+        _write_tsv(tmp / "links.tsv", ["kg1", "kg2", "split"], [links[:, 0], links[:, 1], list(ds.link_split)])
         manifest = dict(ds.manifest)
         manifest.update(
             {

@@ -111,7 +111,7 @@ def _fast_columns(raw: bytes, ncols: int, plain: tuple[int, ...] | None = None) 
     return cols
 
 
-def relation_blocks(src: Source, problems: Problems, block_bytes: int = 1 << 24) -> Iterator[tuple[list[str], list[str], list[str]]]:
+def relation_blocks(src: Source, problems: Problems, block_bytes: int = 1 << 22) -> Iterator[tuple[list[str], list[str], list[str]]]:
     """Relation triples ``(heads, relations, tails)`` in blocks, with exactly the checks of ``read_relation_triples``.
 
     A clean block is split in bulk; a block with anything unusual (a blank or bad line, CR, bad
@@ -139,7 +139,7 @@ def relation_blocks(src: Source, problems: Problems, block_bytes: int = 1 << 24)
     src.info["lines"] = count
 
 
-def attribute_blocks(src: Source, problems: Problems, block_bytes: int = 1 << 24) -> Iterator[tuple]:
+def attribute_blocks(src: Source, problems: Problems, block_bytes: int = 1 << 22) -> Iterator[tuple]:
     """Attribute triples ``(entities, attributes, lexicals, datatypes, langs)`` in blocks, with exactly the checks of
     ``read_attribute_triples``; ``datatypes``/``langs`` are None for a block where every value is plain."""
     fh = src.open()
