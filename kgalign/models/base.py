@@ -277,7 +277,7 @@ class AlignmentModel(ABC, nn.Module):
         was_training = self.training
         self.eval()
         try:
-            joint = self.forward()["joint"]
+            joint = self()["joint"]
         finally:
             self.train(was_training)
         return F.normalize(joint.float(), dim=-1)
