@@ -177,6 +177,7 @@ def main() -> None:
         "fanout": args.fanout,
         "epochs_run": res["epochs_run"],
         "plateau_epoch": best,
+        "plateau_reached": bool(res["stopped_early"]),  # False: the epoch cap came first, the figures are not at the plateau
         "seconds_per_evaluation": res["seconds_per_evaluation"],
         "wall_seconds_whole_run": round(wall, 1),
         "dataset": str(ds_path),
