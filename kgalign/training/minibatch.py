@@ -142,8 +142,9 @@ def full_graph_bytes(num_entities: int, num_edges: int, feature_dims: dict[str, 
     scores, softmax, dropout mask and their gradients over the edges with self loops;
     projected and aggregated rows and their gradients) ``+ 32 n h M`` (per-modality
     embeddings, augmentation, fusion and the joint embedding, forward and backward; M =
-    modalities + graph). Measured within a factor of about 1.5 of the peak RSS on the
-    synthetic pairs (docs/benchmarks.md).
+    modalities + graph). An order-of-magnitude rule: it counts float32 tensors, not the
+    allocator's overhead or the optimizer's temporaries (docs/benchmarks.md compares it with
+    measured peaks where available).
     """
     n, h, m = int(num_entities), int(hidden), len(feature_dims) + 1
     feats = n * sum(feature_dims.values()) * 4
