@@ -54,7 +54,7 @@ def _generate(path: str, n: int, degree: int, noise: float, eval_links: int, see
 def dataset_for(args) -> Path:
     size = _size_name(args.n)
     shared = Path("/work/scale-data")
-    if (shared / f"READY-{size}").exists():
+    if (shared / f"READY-{size}").exists() and not args.own_data:
         return shared / f"synth-{size}"
     path = Path(args.out) / "data" / f"synth-{size}"
     if not (path / ".complete").exists():
@@ -104,6 +104,86 @@ def sampler_profile(ds_path: Path, batch: int, fanout: int, steps: int = 5) -> d
     }
 
 
+class RssSampler:
+    """Peak RSS (GiB) of this process while the block runs, read from /proc every 5 ms."""
+
+    def __enter__(self):
+        import threading
+
+        self.peak, self.stop = self.now(), threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    @staticmethod
+    def now() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024**3
+
+    def _run(self):
+        while not self.stop.wait(0.005):
+            self.peak = max(self.peak, self.now())
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def probe(ds_path: Path, args) -> dict:
+    """``--probe K``: K mini-batch (or full-graph) optimizer steps without the rest of training:
+    median seconds per step and the RSS above the loaded state while stepping (the per-step memory)."""
+    import torch
+
+    from kgalign.data.store import load_dataset
+    from kgalign.features.store import load_features
+    from kgalign.models.inputs import build_inputs
+    from kgalign.models.registry import build_model
+    from kgalign.models.subgraph import placeholder_inputs
+    from kgalign.training.minibatch import MiniBatchStep
+    from kgalign.training.sampling import Adjacency, FeatureSource
+
+    ds = load_dataset(ds_path)
+    inputs = build_inputs(ds, load_features(ds_path))
+    opts = {"hidden": args.hidden, **({"noise_size": 64} if args.model == "noco" else {})}
+    torch.manual_seed(0)
+    if args.mode == "minibatch":
+        dims = {m: f.shape[1] for m, f in inputs.features.items()}
+        model = build_model(args.model, placeholder_inputs(inputs.num_entities, dims, inputs.masks), **opts)
+        adj = Adjacency(inputs.edge_index, inputs.num_entities)
+        net = MiniBatchStep(model, adj, FeatureSource(inputs.features, inputs.masks), [args.fanout] * 2, 0, 0, torch.device("cpu"))
+    else:
+        from kgalign.training.distributed import TrainStep
+
+        model = build_model(args.model, inputs, **opts)
+        net = TrainStep(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    links = torch.from_numpy(ds.links_for("train"))
+    perm = torch.randperm(len(links), generator=torch.Generator().manual_seed(0))
+    secs, sizes = [], []
+    base = RssSampler.now()
+    with RssSampler() as rss:
+        for i in range(args.probe):
+            batch = links[perm[i * args.batch_size : (i + 1) * args.batch_size]]
+            t = time.perf_counter()
+            loss, _, out = net(batch)
+            if hasattr(out, "subgraph"):
+                sizes.append(out.subgraph.num_nodes)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            secs.append(time.perf_counter() - t)
+    return {
+        "step_seconds_median": round(float(np.median(secs)), 3),
+        "subgraph_nodes_median": int(np.median(sizes)) if sizes else int(inputs.num_entities),
+        "rss_loaded_gib": round(base, 3),
+        "rss_peak_while_stepping_gib": round(rss.peak, 3),
+        "per_step_gib": round(rss.peak - base, 3),
+        "steps": args.probe,
+        "graph_nodes": int(inputs.num_entities),
+        "graph_edges": int(inputs.edge_index.shape[1]),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, required=True, help="entities per side")
@@ -120,7 +200,22 @@ def main() -> None:
     ap.add_argument("--degree", type=int, default=10)
     ap.add_argument("--noise", type=float, default=1.5)
     ap.add_argument("--eval-links", type=int, default=5000)
+    ap.add_argument("--own-data", action="store_true", help="use synthetic_pair even when /work/scale-data has this size")
+    ap.add_argument("--probe", type=int, default=0, help="only run this many optimizer steps and report step time and per-step memory")
     args = ap.parse_args()
+    if args.probe:
+        ds_path = dataset_for(args)
+        import torch
+
+        res = {"n_per_side": args.n, "mode": args.mode, "batch_size": args.batch_size, "fanout": args.fanout, "hidden": args.hidden}
+        res.update(probe(ds_path, args))
+        res["load"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        res["threads"] = torch.get_num_threads()
+        res["command"] = " ".join([sys.executable.split("/")[-1], *sys.argv])
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / f"probe_{args.mode}{'_own' if args.own_data else ''}-{args.n}.json").write_text(json.dumps(res, indent=2) + "\n")
+        print(json.dumps(res))
+        return
 
     import torch
 
