@@ -187,3 +187,22 @@ def test_auto_rule_and_settings(ds_path, tmp_path):
     with pytest.raises(InputError, match="train.fanout"):
         train(ds_path, model="noco", out_dir=tmp_path / "c", epochs=1, fanout=[5, 0])
     assert fanouts_for(10, 2) == [10, 10] and fanouts_for([4], 3) == [4, 4, 4] and fanouts_for([3, 2, 1], 2) == [3, 2]
+
+
+def test_feature_source_gathers_sparse_float16_and_memmapped_rows(tmp_path):
+    from scipy.sparse import csr_array
+
+    rng = np.random.default_rng(0)
+    dense = (rng.random((50, 8)) * (rng.random((50, 8)) > 0.7)).astype(np.float32)
+    np.save(tmp_path / "f.npy", dense.astype(np.float16))
+    mask = rng.random(50) > 0.2
+    source = FeatureSource(
+        {"bag": csr_array(dense), "half": np.load(tmp_path / "f.npy", mmap_mode="r"), "plain": dense},
+        {"bag": mask, "half": mask, "plain": mask},
+    )
+    rows = np.array([7, 3, 3, 49, 0])
+    feats, masks = source.gather(rows)
+    assert feats["bag"].dtype == torch.float32 and torch.equal(feats["bag"], torch.from_numpy(dense[rows]))
+    assert torch.equal(feats["plain"], feats["bag"])
+    torch.testing.assert_close(feats["half"], torch.from_numpy(dense[rows]), rtol=1e-3, atol=1e-3)
+    assert torch.equal(masks["bag"], torch.from_numpy(mask[rows])) and source.dims == {"bag": 8, "half": 8, "plain": 8}
