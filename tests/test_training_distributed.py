@@ -122,7 +122,8 @@ def test_two_processes_match_one_process_within_tolerance(tmp_path, minibatch):
 
     ds = make_synthetic(tmp_path / "ds", n=100, noise=1.0, seed=4)
     opts = ["--epochs", "6", "--batch-size", "16", "--eval-every", "3", "--lr", "5e-3", "--select-on", "last"]
-    sets = {"model.hidden": 32, "model.noise_size": 16, "train.minibatch": minibatch, "train.fanout": 5}
+    opts += ["--minibatch", minibatch]
+    sets = {"model.hidden": 32, "model.noise_size": 16, "train.fanout": 5}
     two = _torchrun_train(ds, tmp_path / "two", opts + [x for k, v in sets.items() for x in ("--set", f"{k}={v}")])
     one = train(
         ds,
