@@ -233,6 +233,7 @@ class Trainer:
 
         name = self.cfg["model"]["name"]
         options = {k: v for k, v in self.cfg["model"].items() if k != "name"}
+        self.precision = resolve_precision(self.cfg["train"]["amp"], self.device)  # a bad --amp fails before anything is logged
         self.minibatch = self._decide_minibatch(name, options)
         seed_everything(self.cfg["train"]["seed"])
         if self.minibatch:  # feature rows stay on the host; the model gets them per batch
@@ -243,7 +244,6 @@ class Trainer:
         else:
             inputs = self.inputs.to(self.device)
         self.model = build_model(name, inputs, **options).to(self.device)
-        self.precision = resolve_precision(self.cfg["train"]["amp"], self.device)
 
     def _minibatch_step(self):
         """(step module, its checkpoint callback, the embedding function) of a mini-batch run."""
