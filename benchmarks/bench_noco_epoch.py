@@ -9,6 +9,7 @@ machine the wall time is about half of it), and the process's peak RSS.
 
     python benchmarks/bench_noco_epoch.py                 # NoCo, 2 threads
     python benchmarks/bench_noco_epoch.py --model meaformer --json
+    python benchmarks/bench_noco_epoch.py --device cuda --amp bf16 --epochs 10   # on a GPU
 """
 
 from __future__ import annotations
@@ -39,13 +40,14 @@ def main(argv=None) -> int:
     ap.add_argument("--image", type=int, default=0, help="add an image modality of this width (e.g. 4096)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="model option override")
     ap.add_argument("--amp", choices=["off", "bf16"], default="off", help="torch.autocast for forward and loss")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
     import numpy as np
     import torch
 
-    from kgalign.device import resolve_precision
+    from kgalign.device import resolve_device, resolve_precision
     from kgalign.models.registry import build_model
     from kgalign.models.synthetic import random_inputs
     from kgalign.training.distributed import DistInfo, wrap_model
@@ -56,7 +58,9 @@ def main(argv=None) -> int:
     dims = {"relation": 1000, "attribute": 1000, "numeric": 100, "name": 384}
     if args.image:
         dims["image"] = args.image
+    device = resolve_device(args.device)
     inputs = random_inputs(args.entities, args.edges, dims, seed=0, missing={"name": 0.05, "numeric": 0.3, "image": 0.05})
+    inputs = inputs.to(device) if device.type != "cpu" else inputs
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     model = build_model(args.model, inputs, **overrides)
     rng = np.random.default_rng(1)
@@ -65,7 +69,7 @@ def main(argv=None) -> int:
     # The training loop every run uses, one step per epoch, timing the parts of each step.
     loop = TrainingLoop(
         model,
-        wrap_model(model, DistInfo(), torch.device("cpu")),
+        wrap_model(model, DistInfo(), device),
         links,
         epochs=args.epochs + 1,
         batch_size=None,
@@ -76,8 +80,8 @@ def main(argv=None) -> int:
         betas=(0.9, 0.999),
         eps=1e-8,
         grad_clip=0.0,
-        precision=resolve_precision("bf16" if args.amp == "bf16" else "off", torch.device("cpu")),
-        device=torch.device("cpu"),
+        precision=resolve_precision("bf16" if args.amp == "bf16" else "off", device),
+        device=device,
         dist=DistInfo(),
         seed=0,
         profile=True,
@@ -88,6 +92,8 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         record = loop.run_epoch()
         loop.epoch += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         wall = time.perf_counter() - t0
         cpu = _cpu_seconds() - c0
         if epoch > 0:
@@ -107,7 +113,9 @@ def main(argv=None) -> int:
         "epochs_s": [round(r["epoch"], 2) for r in timings],
         "cpu_s_median": round(statistics.median(r["cpu"] for r in timings), 2),
         "median_split_s": {k: round(v, 2) for k, v in med.items()},
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "peak_gpu_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
         "load_avg": [round(x, 2) for x in os.getloadavg()],
         "torch": torch.__version__,
     }

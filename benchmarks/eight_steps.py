@@ -52,6 +52,11 @@ RUNS = {
     "meaformer_identity_nobias_mean": ("meaformer", [*IDENTITY, "--set", "model.gat_concat=false"]),
     "noco": ("noco", []),
     "noco_identity_nobias_graph_clean": ("noco", [*IDENTITY, "--set", "model.noise_modalities=[relation,attribute]"]),
+    "noco_identity_nobias_graph_clean_unit_du": (
+        "noco",
+        [*IDENTITY, "--set", "model.noise_modalities=[relation,attribute]", "--set", "model.calib_on_unit=true"],
+    ),
+    "noco_identity_nobias_unit_du": ("noco", [*IDENTITY, "--set", "model.calib_on_unit=true"]),
     "mclea": ("mclea", []),
     "mclea_identity_nobias": ("mclea", IDENTITY),
 }

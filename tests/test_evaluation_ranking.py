@@ -136,6 +136,28 @@ def test_all_candidates_scope_uses_every_entity():
     assert bool((res["ranks"]["cosine"]["l2r"] >= test_scope["ranks"]["cosine"]["l2r"]).all())
 
 
+def test_pool_scope_excludes_training_entities_but_keeps_gold():
+    g = torch.Generator().manual_seed(6)
+    n1, n2 = 30, 40
+    emb = torch.randn(n1 + n2, 6, generator=g)
+    kg = np.array([1] * n1 + [2] * n2)
+    train = np.array([[i, n1 + i] for i in range(10, 20)])
+    # link 0 reuses a training link's KG2 end: it must stay a candidate (the gold of an evaluated link)
+    links = torch.tensor([[0, n1 + 10]] + [[i, n1 + i + 20] for i in range(1, 8)])
+    res = evaluate_embeddings(emb, links, candidates="pool", kg=kg, exclude=train, block_size=7, return_ranks=True, dtype=torch.float64)
+    c1 = torch.tensor([i for i in range(n1) if not 10 <= i < 20])
+    c2 = torch.tensor([n1 + j for j in range(n2) if not 11 <= j < 20])
+    ref = _plain(emb, links, 3, c1, c2)
+    for m in ("cosine", "csls"):
+        for d in ("l2r", "r2l"):
+            assert torch.equal(res["ranks"][m][d], ref[m][d]), (m, d)
+    assert res["candidates"] == {"scope": "pool", "kg1": 20, "kg2": 31, "links": 8}
+    assert "not in a training link" in res["protocol"]
+    # no exclusions: the pool is every entity
+    every = evaluate_embeddings(emb, links, candidates="pool", kg=kg, return_ranks=True)
+    assert every["candidates"]["kg1"] == n1 and every["candidates"]["kg2"] == n2
+
+
 def test_all_scope_needs_kg_and_valid_links():
     emb = np.random.default_rng(0).normal(size=(6, 3))
     with pytest.raises(ValueError, match="needs kg"):
@@ -144,6 +166,12 @@ def test_all_scope_needs_kg_and_valid_links():
         evaluate_embeddings(emb, [[3, 0]], candidates="all", kg=[1, 1, 1, 2, 2, 2])
     with pytest.raises(ValueError, match="link ids"):
         evaluate_embeddings(emb, [[0, 9]])
+    with pytest.raises(ValueError, match="needs kg"):
+        evaluate_embeddings(emb, [[0, 3]], candidates="pool")
+    with pytest.raises(ValueError, match="excluded link ids"):
+        evaluate_embeddings(emb, [[0, 3]], candidates="pool", kg=[1, 1, 1, 2, 2, 2], exclude=[[1, 7]])
+    with pytest.raises(ValueError, match="candidates must be one of"):
+        evaluate_embeddings(emb, [[0, 3]], candidates="every")
 
 
 def test_perfect_embeddings_and_evaluate_alignment():

@@ -117,3 +117,29 @@ def test_kendall_option_adds_loss_weights():
     loss.backward()
     assert model.loss_weights.log_vars.grad.abs().sum() > 0
     assert set(parts) == {"joint", "icl", "licl", "conf"}
+
+
+def test_calibration_on_unit_embeddings_ignores_embedding_scale():
+    """Default RC follows the paper (DU of softmax(h_m)), so a modality's weight grows with its embedding's
+    scale; with calib_on_unit the weights depend on directions only."""
+    from kgalign.models.fusion import ConfidenceFusion
+
+    g = torch.Generator().manual_seed(0)
+    embs = [torch.randn(50, 16, generator=g) for _ in range(3)]
+    mask = torch.ones(50, 3, dtype=torch.bool)
+    for unit in (False, True):
+        torch.manual_seed(1)
+        fusion = ConfidenceFusion([16] * 3, 8, 4, du_on_unit=unit)
+        base = fusion(embs, mask)
+        scaled = [embs[0] * 10.0, embs[1], embs[2]]
+        # the confidence networks see the scaled input too; compare the calibration alone
+        rc, rc_scaled = base["rc"], fusion(scaled, mask)["rc"]
+        if unit:
+            assert torch.allclose(rc, rc_scaled, atol=1e-6)
+        else:
+            assert float((rc_scaled[:, 0] / rc[:, 0]).median()) > 2.0
+    inputs, links = _data()
+    model = build_model("noco", inputs, **SMALL, calib_on_unit=True)
+    total, _ = model.loss(model(), links[:20])
+    total.backward()
+    assert torch.isfinite(total) and model.fusion.du_on_unit

@@ -30,7 +30,8 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 @pytest.fixture(scope="module")
 def ds_path(tmp_path_factory):
-    # noise 1.5: an untrained model aligns ~15 % of the valid links, chance is 1/40.
+    # noise 1.5: an untrained model aligns some valid links; train ranks them among the 140 KG2 entities
+    # outside the 60 seed links (chance 1/140).
     return make_synthetic(tmp_path_factory.mktemp("syn") / "ds", n=200, noise=1.5, seed=0)
 
 
@@ -40,16 +41,24 @@ def _untrained_hits1(ds_path, name):
     spec = get_model(name)
     torch.manual_seed(42)
     model = spec.cls(inputs, **{**spec.defaults, **small(name)})
-    return evaluate_embeddings(model.embed(), ds.links_for("valid"))["cosine"]["l2r"]["hits@1"]
+    return evaluate_embeddings(model.embed(), ds.links_for("valid"), **_pool(ds))["cosine"]["l2r"]["hits@1"]
+
+
+def _pool(ds) -> dict:
+    """The candidates train ranks valid links against: every entity outside the seed links."""
+    return {"candidates": "pool", "kg": ds.entity_kg, "exclude": ds.links_for("train")}
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_registered_model_learns(ds_path, tmp_path, name):
     before = _untrained_hits1(ds_path, name)
-    res = train(ds_path, model=name, out_dir=tmp_path / "run", **FAST, **small(name))
+    # MPSEA learns more slowly per step: at lr 5e-3 it reaches valid H@1 ~0.15 here, at 1e-2 ~0.35
+    fast = {**FAST, "lr": 1e-2} if name == "mpsea" else FAST
+    res = train(ds_path, model=name, out_dir=tmp_path / "run", **fast, **small(name))
     assert res.finished
     r = res.results
-    chance = 1 / 40
+    chance = 1 / r["valid"]["candidates"]["kg2"]
+    assert r["valid"]["candidates"]["kg2"] == 140
     h1 = r["valid"]["cosine"]["l2r"]["hits@1"]
     # far above chance and above the untrained model (the baselines reach 0.5-0.7 here; MPSEA about 0.3 in this budget)
     assert h1 >= 10 * chance, r["valid"]
@@ -62,7 +71,7 @@ def test_every_registered_model_learns(ds_path, tmp_path, name):
     assert emb.dtype == np.float32 and emb.shape[0] == 400
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     ds = load_dataset(ds_path)
-    again = evaluate_embeddings(emb, ds.links_for("valid"))
+    again = evaluate_embeddings(emb, ds.links_for("valid"), **_pool(ds))
     assert again["csls"]["l2r"]["mrr"] == pytest.approx(r["valid"]["csls"]["l2r"]["mrr"], abs=1e-5)
 
 
@@ -114,6 +123,6 @@ def test_bf16_autocast_trains_on_cpu(ds_path, tmp_path):
     res = train(ds_path, model="noco", out_dir=tmp_path / "run", amp="bf16", **FAST, **small("noco"))
     r = res.results
     assert r["precision"] == "bf16"
-    assert r["valid"]["cosine"]["l2r"]["hits@1"] >= 0.4  # chance 1/40
+    assert r["valid"]["cosine"]["l2r"]["hits@1"] >= 0.3  # chance 1/140
     emb = np.load(tmp_path / "run" / "embeddings.npy")
     assert emb.dtype == np.float32 and np.isfinite(emb).all()

@@ -57,6 +57,33 @@ def test_default_selects_on_valid_and_logs_valid_and_test(ds_path, tmp_path):
     for key in ("seconds_per_epoch", "peak_memory", "csls_k", "epochs_run", "config_hash"):
         assert key in r
     assert r["peak_memory"]["max_rss_mib"] > 0 and r["csls_k"] == 3
+    # valid ranks against every entity outside the seed links (a pool at least as hard as test's);
+    # test keeps the benchmark protocol; both counts are printed beside the figures
+    ds = load_dataset(ds_path)
+    seeds = ds.links_for("train")
+    assert r["valid"]["candidates"] == {
+        "scope": "pool",
+        "kg1": int((ds.entity_kg == 1).sum()) - len(set(seeds[:, 0].tolist())),
+        "kg2": int((ds.entity_kg == 2).sum()) - len(set(seeds[:, 1].tolist())),
+        "links": len(ds.links_for("valid")),
+    }
+    n_test = len(ds.links_for("test"))
+    assert r["test"]["candidates"] == {"scope": "test", "kg1": n_test, "kg2": n_test, "links": n_test}
+    assert r["valid"]["candidates"]["kg1"] > r["test"]["candidates"]["kg1"]
+    assert "valid links among every entity not in a seed training link" in r["protocol"]
+    from kgalign.training.report import format_results
+
+    text = format_results(r)
+    pool = r["valid"]["candidates"]
+    assert "candidates" in text and f"{pool['kg1']} x {pool['kg2']}" in text and f"{n_test} x {n_test}" in text
+
+
+def test_valid_candidates_option(ds_path, tmp_path):
+    r = train(ds_path, model="meaformer", out_dir=tmp_path / "run", valid_candidates="test", **KW).results
+    n_valid = len(load_dataset(ds_path).links_for("valid"))
+    assert r["valid"]["candidates"]["scope"] == "test" and r["valid"]["candidates"]["kg1"] == n_valid
+    with pytest.raises(InputError, match="eval.valid_candidates"):
+        train(ds_path, model="meaformer", out_dir=tmp_path / "bad", valid_candidates="everything", **KW)
 
 
 def test_select_on_test_is_labelled(ds_path, tmp_path):

@@ -8,6 +8,7 @@ relation triples, attribute triples, numeric values, names and images.
 
 from __future__ import annotations
 
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,16 @@ from kgalign.data.terms import (
     image_source,
     is_ill_typed,
     numeric_value,
+    parse_number,
     predicate_set,
 )
+
+
+def _ids(vocab: dict[str, int], terms: list[str]) -> array:
+    """Ids of ``terms``; new terms get the next ids in order of first appearance (mapping done in C)."""
+    new = [t for t in dict.fromkeys(terms) if t not in vocab]
+    vocab.update(zip(new, range(len(vocab), len(vocab) + len(new)), strict=True))
+    return array("q", map(vocab.__getitem__, terms))
 
 
 class GraphBuilder:
@@ -33,9 +42,10 @@ class GraphBuilder:
         self.ent: dict[str, int] = {}
         self.rel: dict[str, int] = {}
         self.attr: dict[str, int] = {}
-        self.heads: list[int] = []
-        self.rels: list[int] = []
-        self.tails: list[int] = []
+        # relation triples as local ids; int64 arrays (8 bytes an id, not a Python int object each)
+        self.heads = array("q")
+        self.rels = array("q")
+        self.tails = array("q")
         self.attr_rows: dict[tuple, None] = {}  # (e, a, value, datatype, lang), ordered set
         self.num_rows: dict[tuple, None] = {}  # (e, a, value)
         self.names: dict[tuple, None] = {}  # (e, text, lang)
@@ -70,6 +80,15 @@ class GraphBuilder:
         self.rels.append(self.relation(relation))
         self.tails.append(self.entity(tail))
 
+    def add_relation_block(self, heads: list[str], rels: list[str], tails: list[str]) -> None:
+        """Bulk ``add_relation``: the same ids (first appearance, head before tail, row by row)."""
+        flat: list = [None] * (2 * len(heads))
+        flat[0::2], flat[1::2] = heads, tails
+        ids = _ids(self.ent, flat)
+        self.heads.extend(ids[0::2])
+        self.rels.extend(_ids(self.rel, rels))
+        self.tails.extend(ids[1::2])
+
     def add_relation_ids(self, heads, rels, tails) -> None:
         """Bulk add of local ids (layout importers that already hold ids)."""
         self.heads.extend(heads)
@@ -86,8 +105,10 @@ class GraphBuilder:
         plain_numbers: bool = False,
         numeric: float | None = None,
     ) -> None:
-        e = self.entity(entity)
-        a = self.attribute(attribute)
+        e, a = self.entity(entity), self.attribute(attribute)
+        self._attribute_ids(e, a, value, datatype, lang, plain_numbers, numeric, entity, attribute)
+
+    def _attribute_ids(self, e: int, a: int, value, datatype, lang, plain_numbers, numeric, entity: str, attribute: str) -> None:
         row = (e, a, value, datatype, lang)
         if row in self.attr_rows:
             self.duplicate_attribute_triples += 1
@@ -101,6 +122,36 @@ class GraphBuilder:
                     self.ill_typed_example = f"{value!r}^^<{datatype}> on {entity} {attribute}"
         if numeric is not None:
             self.num_rows[(e, a, numeric)] = None
+
+    def add_attribute_block(self, ents: list[str], keys: list[str], values: list[str], datatypes=None, langs=None, base_dir=None) -> None:
+        """Bulk of the attribute-file rule, row by row the same as: a name predicate makes a name, an image
+        predicate an image, anything else an attribute (plain numbers count). ``datatypes``/``langs`` None: all ""."""
+        eids = _ids(self.ent, ents)  # every row names its entity first, in row order
+        kind = {k: 1 if k in self.name_predicates else 2 if k in self.image_predicates else 0 for k in dict.fromkeys(keys)}
+        plain = datatypes is None and langs is None
+        dts = datatypes if datatypes is not None else [""] * len(ents)
+        lgs = langs if langs is not None else [""] * len(ents)
+        if any(kind.values()):
+            for i, k in enumerate(map(kind.__getitem__, keys)):
+                if k == 1:
+                    self.names[(eids[i], values[i], lgs[i])] = None
+                elif k == 2:
+                    self.images[(eids[i], image_source(values[i], base_dir))] = None
+            keep = [i for i, k in enumerate(map(kind.__getitem__, keys)) if k == 0]
+            ents, keys, values, dts, lgs = ([col[i] for i in keep] for col in (ents, keys, values, dts, lgs))
+            eids = array("q", [eids[i] for i in keep])
+        aids = _ids(self.attr, keys)
+        if not plain:
+            for e, a, v, dt, lang, te, ta in zip(eids, aids, values, dts, lgs, ents, keys, strict=True):
+                self._attribute_ids(e, a, v, dt, lang, True, None, te, ta)
+            return
+        # no datatype, no language: a row is numeric when its value reads as a number; dicts dedupe in order
+        fresh = [r for r in dict.fromkeys(zip(eids, aids, values, dts, lgs, strict=True)) if r not in self.attr_rows]
+        self.duplicate_attribute_triples += len(values) - len(fresh)
+        self.attr_rows.update(dict.fromkeys(fresh))
+        for (e, a, *_), x in zip(fresh, map(parse_number, [r[2] for r in fresh]), strict=True):
+            if x is not None:
+                self.num_rows[(e, a, x)] = None
 
     def add_name(self, entity: str, text: str, lang: str = "") -> None:
         self.names[(self.entity(entity), text, lang)] = None

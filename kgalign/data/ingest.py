@@ -27,7 +27,7 @@ from kgalign.data.terms import (
     name_from_iri,
     plain_term,
 )
-from kgalign.data.tsv import read_attribute_triples, read_pairs, read_relation_triples
+from kgalign.data.tsv import attribute_blocks, read_pairs, relation_blocks
 from kgalign.errors import InputError
 from kgalign.fsutil import check_output_dir, remove_stale
 
@@ -103,8 +103,8 @@ def _read_graph_file(kg: int, src: Source, g: GraphBuilder, problems: Problems, 
         return
     before, g.ill_typed_example = g.ill_typed, None
     if fmt == "tsv":
-        for h, r, t in read_relation_triples(src, problems):
-            g.add_relation(h, r, t)
+        for heads, rels, tails in relation_blocks(src, problems):
+            g.add_relation_block(heads, rels, tails)
     else:
         g.add_statements(read_rdf(src, fmt, problems))
     _warn_ill_typed(g, before, src, problems)
@@ -113,13 +113,8 @@ def _read_graph_file(kg: int, src: Source, g: GraphBuilder, problems: Problems, 
 
 def _read_attribute_file(kg: int, src: Source, g: GraphBuilder, problems: Problems, intake: Intake) -> None:
     before, g.ill_typed_example = g.ill_typed, None
-    for e, a, v, dt, lang in read_attribute_triples(src, problems):
-        if a in g.name_predicates:
-            g.add_name(e, v, lang)
-        elif a in g.image_predicates:
-            g.add_image(e, v, _base_dir(src))
-        else:
-            g.add_attribute(e, a, v, dt, lang, plain_numbers=True)
+    for ents, keys, values, datatypes, langs in attribute_blocks(src, problems):
+        g.add_attribute_block(ents, keys, values, datatypes, langs, _base_dir(src))
     _warn_ill_typed(g, before, src, problems)
     intake.used(src, "attribute_triples", kg, "tsv")
 

@@ -19,7 +19,7 @@ import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterable
 
 from kgalign.errors import InputError, MissingResourceError
 from kgalign.fsutil import describe_mode
@@ -241,12 +241,13 @@ class Problems:
         }
 
 
-def read_lines(src: Source, fh: BinaryIO, problems: Problems):
+def read_lines(src: Source, fh: Iterable[bytes], problems: Problems, start: int = 1):
     """Yield ``(lineno, text)`` for each line, without the line end (LF or CRLF).
 
+    ``fh``: a binary file, or any iterable of raw lines numbered from ``start``.
     A line that is not UTF-8 is bad input (raised, or skipped when lenient).
     """
-    for lineno, raw in enumerate(fh, start=1):
+    for lineno, raw in enumerate(fh, start=start):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

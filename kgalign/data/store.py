@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -175,14 +176,33 @@ def file_record(path: Path) -> dict:
     return {"bytes": path.stat().st_size, "sha256": h.hexdigest()}
 
 
-def _write_tsv(path: Path, header: list[str], rows) -> None:
+WRITE_ROWS = 1 << 20  # rows joined and written at once: bounds the temporary text
+
+
+def _write_tsv(path: Path, header: list[str], columns: list) -> None:
+    """Write parallel columns as TSV rows, WRITE_ROWS at a time (joined in C; memory bounded by one chunk).
+
+    A column is an int or float ndarray (written with ``str`` / ``repr``), or a list of texts (escaped here).
+    """
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("\t".join(header) + "\n")
-        f.writelines("\t".join(r) + "\n" for r in rows)
+        n = len(columns[0])
+        for start in range(0, n, WRITE_ROWS):
+            chunk = [_column_text(c[start : start + WRITE_ROWS]) for c in columns]
+            f.write("\n".join(map("\t".join, zip(*chunk, strict=True))) + "\n")
 
 
-def _vocab_rows(terms: list[str], kgs: np.ndarray):
-    return ((str(i), str(k), escape(t)) for i, (t, k) in enumerate(zip(terms, kgs.tolist(), strict=False)))
+def _column_text(part) -> list[str]:
+    if isinstance(part, np.ndarray):
+        return list(map(repr if part.dtype.kind == "f" else str, part.tolist()))
+    joined = "".join(part)
+    if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+        return [escape(t) for t in part]
+    return part
+
+
+def _vocab_columns(terms: list[str], kgs: np.ndarray) -> list:
+    return [np.arange(len(terms)), np.asarray(kgs), terms]
 
 
 def write_dataset(ds: Dataset, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -201,43 +221,21 @@ def write_dataset(ds: Dataset, out_dir: str | os.PathLike, overwrite: bool = Fal
 
 def _write_dataset(ds: Dataset, out_dir: Path, overwrite: bool) -> Path:
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
-        _write_tsv(tmp / "entities.tsv", ["id", "kg", "term"], _vocab_rows(ds.entities, ds.entity_kg))
-        _write_tsv(tmp / "relations.tsv", ["id", "kg", "term"], _vocab_rows(ds.relations, ds.relation_kg))
+        _write_tsv(tmp / "entities.tsv", ["id", "kg", "term"], _vocab_columns(ds.entities, ds.entity_kg))
+        _write_tsv(tmp / "relations.tsv", ["id", "kg", "term"], _vocab_columns(ds.relations, ds.relation_kg))
         np.save(tmp / "relation_triples.npy", np.ascontiguousarray(ds.relation_triples, dtype=np.int64))
-        _write_tsv(tmp / "attributes.tsv", ["id", "kg", "term"], _vocab_rows(ds.attributes, ds.attribute_kg))
+        _write_tsv(tmp / "attributes.tsv", ["id", "kg", "term"], _vocab_columns(ds.attributes, ds.attribute_kg))
         _write_tsv(
             tmp / "attribute_triples.tsv",
             ["entity", "attribute", "value", "datatype", "lang"],
-            (
-                (str(e), str(a), escape(v), escape(d), escape(l))
-                for e, a, v, d, l in zip(
-                    ds.attr_entity.tolist(), ds.attr_key.tolist(), ds.attr_value, ds.attr_datatype, ds.attr_lang, strict=False
-                )
-            ),
+            [np.asarray(ds.attr_entity), np.asarray(ds.attr_key), ds.attr_value, ds.attr_datatype, ds.attr_lang],
         )
-        _write_tsv(
-            tmp / "numeric.tsv",
-            ["entity", "attribute", "value"],
-            (
-                (str(e), str(a), repr(float(v)))
-                for e, a, v in zip(ds.num_entity.tolist(), ds.num_key.tolist(), ds.num_value.tolist(), strict=False)
-            ),
-        )
-        _write_tsv(
-            tmp / "names.tsv",
-            ["entity", "name", "lang"],
-            ((str(e), escape(n), escape(l)) for e, n, l in zip(ds.name_entity.tolist(), ds.name_text, ds.name_lang, strict=False)),
-        )
-        _write_tsv(
-            tmp / "images.tsv",
-            ["entity", "source"],
-            ((str(e), escape(s)) for e, s in zip(ds.image_entity.tolist(), ds.image_source, strict=False)),
-        )
-        _write_tsv(
-            tmp / "links.tsv",
-            ["kg1", "kg2", "split"],
-            ((str(a), str(b), s) for (a, b), s in zip(ds.links.tolist(), ds.link_split, strict=False)),
-        )
+        num_value = np.asarray(ds.num_value, np.float64)
+        _write_tsv(tmp / "numeric.tsv", ["entity", "attribute", "value"], [np.asarray(ds.num_entity), np.asarray(ds.num_key), num_value])
+        _write_tsv(tmp / "names.tsv", ["entity", "name", "lang"], [np.asarray(ds.name_entity), ds.name_text, ds.name_lang])
+        _write_tsv(tmp / "images.tsv", ["entity", "source"], [np.asarray(ds.image_entity), ds.image_source])
+        links = ds.links.reshape(-1, 2)
+        _write_tsv(tmp / "links.tsv", ["kg1", "kg2", "split"], [links[:, 0], links[:, 1], list(ds.link_split)])
         manifest = dict(ds.manifest)
         manifest.update(
             {
@@ -262,43 +260,60 @@ def _damaged(path: Path, problem: str, line: int | None = None) -> InputError:
 
 
 def _read_tsv(path: Path, ncols: int) -> list[list[str]]:
-    rows = []
+    """The ``ncols`` columns of a data TSV below its header row, as lists of raw (escaped) strings.
+
+    The file is split once in C (no per-row Python objects); the field count of every
+    line is checked first, so a damaged line is named with its number.
+    """
     try:
-        with open(path, encoding="utf-8", newline="\n") as f:
-            header = f.readline()
-            if not header:
-                raise _damaged(path, "empty file, expected a header row", 1)
-            for lineno, line in enumerate(f, start=2):
-                parts = line.rstrip("\n").split("\t")
-                if len(parts) != ncols:
-                    raise _damaged(path, f"expected {ncols} tab-separated fields, found {len(parts)}", lineno)
-                rows.append(parts)
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise _damaged(path, "missing file") from None
     except UnicodeDecodeError as exc:
         raise _damaged(path, f"not valid UTF-8 ({exc.reason})") from None
-    return rows
+    if not text:
+        raise _damaged(path, "empty file, expected a header row", 1)
+    cut = text.find("\n")
+    body = text[cut + 1 :] if cut >= 0 else ""
+    del text
+    if not body:
+        return [[] for _ in range(ncols)]
+    lines = body[:-1].split("\n") if body.endswith("\n") else body.split("\n")
+    tabs = list(map(str.count, lines, repeat("\t", len(lines))))
+    if tabs.count(ncols - 1) != len(tabs):
+        i = next(i for i, t in enumerate(tabs) if t != ncols - 1)
+        raise _damaged(path, f"expected {ncols} tab-separated fields, found {tabs[i] + 1}", i + 2)
+    del lines, tabs
+    flat = (body[:-1] if body.endswith("\n") else body).replace("\n", "\t").split("\t")
+    return [flat[c::ncols] for c in range(ncols)]
 
 
-def _ints(rows, col, path: Path) -> np.ndarray:
+def _unescaped(texts: list[str]) -> list[str]:
+    """``unescape`` of each text; the list itself when none holds a backslash."""
+    if "\\" in "".join(texts):
+        return [unescape(t) for t in texts]
+    return texts
+
+
+def _ints(cols, col, path: Path) -> np.ndarray:
     try:
-        return np.array([int(r[col]) for r in rows], dtype=np.int64)
+        return np.fromiter(map(int, cols[col]), np.int64, len(cols[col]))
     except ValueError:
-        lineno = next(i for i, r in enumerate(rows) if not r[col].lstrip("-").isdigit()) + 2
-        raise _damaged(path, f"column {col + 1} must be an integer id, found {rows[lineno - 2][col]!r}", lineno) from None
+        lineno = next(i for i, r in enumerate(cols[col]) if not r.lstrip("-").isdigit()) + 2
+        raise _damaged(path, f"column {col + 1} must be an integer id, found {cols[col][lineno - 2]!r}", lineno) from None
 
 
 def _read_vocab(path: Path) -> tuple[list[str], np.ndarray]:
-    rows = _read_tsv(path, 3)
-    ids = _ints(rows, 0, path)
-    if not np.array_equal(ids, np.arange(len(rows))):
-        bad = int(np.nonzero(ids != np.arange(len(rows)))[0][0])
+    cols = _read_tsv(path, 3)
+    ids = _ints(cols, 0, path)
+    if not np.array_equal(ids, np.arange(len(ids))):
+        bad = int(np.nonzero(ids != np.arange(len(ids)))[0][0])
         raise _damaged(path, f"ids must run 0, 1, 2, ... in order; found {ids[bad]} at position {bad}", bad + 2)
-    kgs = _ints(rows, 1, path)
+    kgs = _ints(cols, 1, path)
     if len(kgs) and not np.isin(kgs, (1, 2)).all():
         bad = int(np.nonzero(~np.isin(kgs, (1, 2)))[0][0])
         raise _damaged(path, f"kg must be 1 or 2, found {kgs[bad]}", bad + 2)
-    return [unescape(r[2]) for r in rows], kgs.astype(np.int8)
+    return _unescaped(cols[2]), kgs.astype(np.int8)
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
@@ -395,9 +410,9 @@ def _check_ids(ds: "Dataset", path: Path) -> None:
         raise _damaged(lp, f"unknown split {ds.link_split[bad]!r} (expected one of {', '.join(SPLITS)})", bad + 2)
 
 
-def _floats(rows, col, path: Path) -> np.ndarray:
+def _floats(cols, col, path: Path) -> np.ndarray:
     try:
-        return np.array([float(r[col]) for r in rows], dtype=np.float64)
+        return np.fromiter(map(float, cols[col]), np.float64, len(cols[col]))
     except ValueError:
         raise _damaged(path, f"column {col + 1} must hold numbers") from None
 
@@ -431,19 +446,19 @@ def load_dataset(path: str | os.PathLike, checksums: bool = False) -> Dataset:
         attribute_kg=attribute_kg,
         attr_entity=_ints(at, 0, path / "attribute_triples.tsv"),
         attr_key=_ints(at, 1, path / "attribute_triples.tsv"),
-        attr_value=[unescape(r[2]) for r in at],
-        attr_datatype=[unescape(r[3]) for r in at],
-        attr_lang=[unescape(r[4]) for r in at],
+        attr_value=_unescaped(at[2]),
+        attr_datatype=_unescaped(at[3]),
+        attr_lang=_unescaped(at[4]),
         num_entity=_ints(nu, 0, path / "numeric.tsv"),
         num_key=_ints(nu, 1, path / "numeric.tsv"),
         num_value=_floats(nu, 2, path / "numeric.tsv"),
         name_entity=_ints(na, 0, path / "names.tsv"),
-        name_text=[unescape(r[1]) for r in na],
-        name_lang=[unescape(r[2]) for r in na],
+        name_text=_unescaped(na[1]),
+        name_lang=_unescaped(na[2]),
         image_entity=_ints(im, 0, path / "images.tsv"),
-        image_source=[unescape(r[1]) for r in im],
+        image_source=_unescaped(im[1]),
         links=np.stack([_ints(li, 0, lpath), _ints(li, 1, lpath)], axis=1).reshape(-1, 2),
-        link_split=[r[2] for r in li],
+        link_split=li[2],
         manifest=manifest,
         path=path,
     )

@@ -28,8 +28,8 @@ def evaluate_run(
 
     if split not in SPLITS:
         raise InputError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
-    if candidates not in ("test", "all"):
-        raise InputError(f"--candidates must be test or all, got {candidates!r}")
+    if candidates not in ("test", "pool", "all"):
+        raise InputError(f"--candidates must be test, pool or all, got {candidates!r}")
     if csls_k < 1:
         raise InputError("--csls-k must be >= 1")
     if device is not None:
@@ -43,7 +43,16 @@ def evaluate_run(
     if len(links) == 0:
         raise InputError(f"the dataset has no {split} links", str(ds.path))
     try:
-        res = evaluate_embeddings(emb, links, candidates=candidates, kg=ds.entity_kg, csls_k=csls_k, block_size=block_size, device=device)
+        res = evaluate_embeddings(
+            emb,
+            links,
+            candidates=candidates,
+            kg=ds.entity_kg,
+            exclude=ds.links_for("train"),
+            csls_k=csls_k,
+            block_size=block_size,
+            device=device,
+        )
     except ValueError as exc:
         raise InputError(str(exc), str(ds.path)) from None
     res["split"] = split

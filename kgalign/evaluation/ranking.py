@@ -66,11 +66,12 @@ def ranks_from_scores(scores, gold) -> torch.Tensor:
 
 
 def protocol_text(candidates: str, n1: int, n2: int, n_links: int, csls_k: int) -> str:
-    scope = (
-        f"candidates = the {n1} KG1 / {n2} KG2 distinct entities of the {n_links} evaluated links (benchmark protocol)"
-        if candidates == "test"
-        else f"candidates = all {n1} KG1 / {n2} KG2 entities ({n_links} evaluated links)"
-    )
+    if candidates == "test":
+        scope = f"candidates = the {n1} KG1 / {n2} KG2 distinct entities of the {n_links} evaluated links (benchmark protocol)"
+    elif candidates == "pool":
+        scope = f"candidates = the {n1} KG1 / {n2} KG2 entities not in a training link ({n_links} evaluated links)"
+    else:
+        scope = f"candidates = all {n1} KG1 / {n2} KG2 entities ({n_links} evaluated links)"
     return (
         f"{scope}; L2-normalised embeddings; cosine and CSLS (k={csls_k}, r over the other side's candidates); "
         "l2r ranks KG2 candidates for each KG1 link end, r2l the reverse; "
@@ -78,21 +79,33 @@ def protocol_text(candidates: str, n1: int, n2: int, n_links: int, csls_k: int) 
     )
 
 
-def _candidate_sets(links: torch.Tensor, candidates: str, kg, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+CANDIDATE_SCOPES = ("test", "pool", "all")
+
+
+def _candidate_sets(links: torch.Tensor, candidates: str, kg, n: int, device, exclude=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted KG1 and KG2 candidate ids: the evaluated links' ends (``test``), every entity of each
+    graph (``all``), or every entity not in an ``exclude`` link (``pool``; the links' own ends stay in)."""
     if candidates == "test":
         return torch.unique(links[:, 0]), torch.unique(links[:, 1])
-    if candidates == "all":
-        if kg is None:
-            raise ValueError('candidates="all" needs kg, the (n,) array of graph labels 1/2')
-        kgt = as_tensor(kg, torch.long, device)
-        if kgt.shape != (n,):
-            raise ValueError(f"kg must have shape ({n},), got {tuple(kgt.shape)}")
-        c1 = torch.nonzero(kgt == 1).flatten()
-        c2 = torch.nonzero(kgt == 2).flatten()
-        if not bool((kgt[links[:, 0]] == 1).all()) or not bool((kgt[links[:, 1]] == 2).all()):
-            raise ValueError("links must be (KG1 entity, KG2 entity) pairs")
-        return c1, c2
-    raise ValueError(f"candidates must be 'test' or 'all', got {candidates!r}")
+    if candidates not in ("all", "pool"):
+        raise ValueError(f"candidates must be one of {', '.join(CANDIDATE_SCOPES)}, got {candidates!r}")
+    if kg is None:
+        raise ValueError(f'candidates="{candidates}" needs kg, the (n,) array of graph labels 1/2')
+    kgt = as_tensor(kg, torch.long, device)
+    if kgt.shape != (n,):
+        raise ValueError(f"kg must have shape ({n},), got {tuple(kgt.shape)}")
+    if not bool((kgt[links[:, 0]] == 1).all()) or not bool((kgt[links[:, 1]] == 2).all()):
+        raise ValueError("links must be (KG1 entity, KG2 entity) pairs")
+    keep = torch.ones(n, dtype=torch.bool, device=kgt.device)
+    if candidates == "pool" and exclude is not None:
+        ex = as_tensor(exclude, torch.long, kgt.device).reshape(-1)
+        if ex.numel() and (int(ex.min()) < 0 or int(ex.max()) >= n):
+            raise ValueError(f"excluded link ids must be in [0, {n})")
+        keep[ex] = False
+        keep[links.reshape(-1).to(kgt.device)] = True
+    c1 = torch.nonzero((kgt == 1) & keep).flatten()
+    c2 = torch.nonzero((kgt == 2) & keep).flatten()
+    return c1, c2
 
 
 class _GoldCounts:
@@ -144,6 +157,7 @@ def evaluate_embeddings(
     *,
     candidates: str = "test",
     kg=None,
+    exclude=None,
     csls_k: int = 3,
     block_size: int = 4096,
     device=None,
@@ -156,7 +170,8 @@ def evaluate_embeddings(
     """Rank metrics of ``links`` under ``emb``.
 
     emb: (n, d) float (global entity ids); links: (L, 2) int (kg1 id, kg2 id);
-    kg: (n,) values 1/2, needed for ``candidates="all"``.
+    candidates: ``test`` (the links' own ends: benchmark protocol), ``pool`` (every entity not in an
+    ``exclude`` link, e.g. the training links) or ``all``; kg: (n,) values 1/2, needed for ``pool``/``all``.
     Returns ``{"cosine": {"l2r": m, "r2l": m}, "csls": {...}, "protocol": str}``
     with ``m = {"hits@1", "hits@5", "hits@10", "mrr", "mr"}`` (hits as fractions);
     ``dtype=torch.float64`` makes scores exact enough for comparisons with plain code;
@@ -170,7 +185,7 @@ def evaluate_embeddings(
     n = E.shape[0]
     if L.numel() and (int(L.min()) < 0 or int(L.max()) >= n):
         raise ValueError(f"link ids must be in [0, {n})")
-    c1, c2 = _candidate_sets(L, candidates, kg, n, dev)
+    c1, c2 = _candidate_sets(L, candidates, kg, n, dev, exclude)
     n1, n2, nl = c1.numel(), c2.numel(), L.shape[0]
     A, B = E[c1], E[c2]
     pos1 = torch.searchsorted(c1, L[:, 0].contiguous())  # row of each link's KG1 end in A

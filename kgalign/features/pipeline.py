@@ -29,6 +29,10 @@ log = logging.getLogger("kgalign.features")
 
 MODALITIES = ("relation", "attribute", "numeric", "name", "image")
 IMAGE_MODELS = ("vgg16", "clip", "pixels", "none")
+# compact storage (csr bags and hashed names, float16 for the rest) when a dense float32 matrix would exceed this
+DENSE_LIMIT_BYTES = 512 * 2**20
+# above this many named entities the default name featurizer is character n-gram hashing, not a text encoder
+NAME_MODEL_LIMIT = 50_000
 
 
 def default_cache_dir() -> Path:
@@ -62,6 +66,8 @@ class FeatureOptions:
     device: str = "auto"
     batch_size: int = 32
     force: bool = False
+    sparse: bool | None = None  # compact storage; None: when a dense matrix would exceed DENSE_LIMIT_BYTES
+    name_hash_dim: int = 256  # columns of --name-model hash
 
     def validate(self) -> None:
         """The checks of these options, for the library and the CLI alike (InputError naming the option)."""
@@ -76,7 +82,7 @@ class FeatureOptions:
             raise InputError(f"--device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
         if self.clip_backend not in ("auto", "open_clip", "transformers"):
             raise InputError(f"--clip-backend must be auto, open_clip or transformers; got {self.clip_backend!r}")
-        for name in ("relation_topk", "attribute_topk", "numeric_topk", "workers", "batch_size", "max_bytes"):
+        for name in ("relation_topk", "attribute_topk", "numeric_topk", "workers", "batch_size", "max_bytes", "name_hash_dim"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be an integer >= 1; got {value!r}")
@@ -167,11 +173,17 @@ class _Run:
             entry = self.manifest.get(n)
             if not entry or entry.get("fingerprint") != fp:
                 return False
-            if not (d / f"{n}.npy").is_file() or not (d / f"{n}.mask.npy").is_file():
+            if not all((d / f).is_file() for f in store.stored_files(n, entry.get("storage", "dense"))):
                 return False
         return True
 
-    def _save(self, name, mat, mask, meta, seconds, fp, params, featurizer, units=None):
+    def _compact(self, dim: int) -> bool:
+        """Compact storage for an (n, dim) matrix: as asked, else when dense float32 would exceed DENSE_LIMIT_BYTES."""
+        if self.opts.sparse is not None:
+            return self.opts.sparse
+        return self.ds.num_entities * dim * 4 > DENSE_LIMIT_BYTES
+
+    def _save(self, name, mat, mask, meta, seconds, fp, params, featurizer, units=None, storage=None):
         cov = _coverage(self.ds, mask)
         meta = {
             "featurizer": featurizer,
@@ -183,7 +195,7 @@ class _Run:
         }
         if units:
             meta["throughput"] = {k: round(v / seconds, 2) if seconds > 0 else None for k, v in units.items()}
-        store.save_feature(self.path, name, mat, mask, meta)
+        store.save_feature(self.path, name, mat, mask, meta, storage)
         self.manifest = store.read_manifest(self.path)
         self._row(name, "computed")
 
@@ -207,12 +219,13 @@ class _Run:
         from kgalign.features.bags import relation_features
 
         ds, k = self.ds, self.opts.relation_topk
-        params = {"topk": k}
+        sparse = self._compact(min(k, len(ds.relations)))
+        params = {"topk": k, **({"storage": "csr"} if sparse else {})}  # dense: the fingerprints of before
         fp = Fingerprint("relation/1").params(params).array(np.int64(ds.num_entities)).array(ds.relation_triples).hexdigest()
         if self._fresh(["relation"], fp):
             return self._row("relation", "reused")
         t = time.perf_counter()
-        mat, mask, meta = relation_features(ds, k)
+        mat, mask, meta = relation_features(ds, k, sparse=sparse)
         self._save(
             "relation",
             mat,
@@ -229,7 +242,8 @@ class _Run:
         from kgalign.features.bags import attribute_features
 
         ds, k = self.ds, self.opts.attribute_topk
-        params = {"topk": k}
+        sparse = self._compact(min(k, len(ds.attributes)))
+        params = {"topk": k, **({"storage": "csr"} if sparse else {})}  # dense: the fingerprints of before
         fp = (
             Fingerprint("attribute/1")
             .params(params)
@@ -243,7 +257,7 @@ class _Run:
         if self._fresh(["attribute"], fp):
             return self._row("attribute", "reused")
         t = time.perf_counter()
-        mat, mask, meta = attribute_features(ds, k)
+        mat, mask, meta = attribute_features(ds, k, sparse=sparse)
         self._save(
             "attribute",
             mat,
@@ -260,7 +274,10 @@ class _Run:
         from kgalign.features.numeric import numeric_features
 
         ds = self.ds
+        storage = "float16" if self._compact(min(self.opts.numeric_topk, len(ds.attributes))) else "dense"
         params = {"topk": self.opts.numeric_topk, "transform": self.opts.numeric_transform}
+        if storage != "dense":
+            params["storage"] = storage
         fp = (
             Fingerprint("numeric/1")
             .params(params)
@@ -288,15 +305,21 @@ class _Run:
             params,
             "presence of numeric values (0/1)",
             units,
+            storage,
         )
-        self._save("numeric", values, mask, meta, sec, fp, params, f"numeric values, {params['transform']} per attribute", units)
+        featurizer = f"numeric values, {params['transform']} per attribute"
+        self._save("numeric", values, mask, meta, sec, fp, params, featurizer, units, storage)
 
     def name(self):
         from kgalign.features.text import entity_names, load_text_encoder, name_features, text_model_key
 
         ds, o = self.ds, self.opts
         names, meta = entity_names(ds)
-        model = o.name_model or "minilm"
+        model = o.name_model or ("hash" if meta["named"] > NAME_MODEL_LIMIT else "minilm")
+        if model == "hash":
+            if o.name_model is None:
+                log.info("%d named entities: names by character n-gram hashing (--name-model minilm: the text encoder)", meta["named"])
+            return self._hashed_names(names, meta)
         params = {"model": model}
         key = text_model_key(model, o.weights, o.clip_backend, o.clip_arch)
         fp = Fingerprint("name/1").params(params).params(key).strings(names).hexdigest()
@@ -320,6 +343,20 @@ class _Run:
         self._save(
             "name", mat, mask, meta, time.perf_counter() - t, fp, params, f"text encoder {model}", {"entities_per_s": int(mask.sum())}
         )
+
+    def _hashed_names(self, names: list, meta: dict):
+        from kgalign.features.ngrams import KEY, hashed_ngrams
+
+        sparse = self._compact(self.opts.name_hash_dim)
+        params = {"model": "hash", "dim": self.opts.name_hash_dim, "n": 3, "storage": "csr" if sparse else "dense"}
+        fp = Fingerprint("name/1").params(params).params(KEY).strings(names).hexdigest()
+        if self._fresh(["name"], fp):
+            return self._row("name", "reused")
+        t = time.perf_counter()
+        mat, mask = hashed_ngrams(names, self.opts.name_hash_dim, 3, sparse=sparse)
+        meta["model_key"] = KEY
+        featurizer = "character 3-gram hashing"
+        self._save("name", mat, mask, meta, time.perf_counter() - t, fp, params, featurizer, {"entities_per_s": int(mask.sum())})
 
     def image(self, explicit: bool):
         from kgalign.features import images_fetch as fetch

@@ -138,17 +138,20 @@ class ConfidenceFusion(nn.Module):
         uni_hidden: hidden width of each Uni-Conf MLP.
         global_hidden: hidden width of the Global-Conf MLP.
         eps: calibration smoothing factor.
+        du_on_unit: compute DU on L2-normalised embeddings, so RC compares the shape of each
+            modality's softmax rather than the scale of its embedding (docs/models/noco.md).
     Shapes:
         forward(embs M x (n, d_m), mask (n, M)) -> dict with ``weights``,
         ``uni_conf``, ``global_conf``, ``rc`` each (n, M).
     """
 
-    def __init__(self, dims: list[int], uni_hidden: int = 150, global_hidden: int = 32, eps: float = 1e-3):
+    def __init__(self, dims: list[int], uni_hidden: int = 150, global_hidden: int = 32, eps: float = 1e-3, du_on_unit: bool = False):
         super().__init__()
         self.uni = nn.ModuleList(mlp([d, uni_hidden, 1]) for d in dims)
         m = len(dims)
         self.glob = mlp([m, global_hidden, m])
         self.eps = eps
+        self.du_on_unit = du_on_unit
 
     def forward(self, embs: list[Tensor], mask: Tensor) -> dict[str, Tensor]:
         maskf = mask.float()
@@ -157,7 +160,8 @@ class ConfidenceFusion(nn.Module):
         w = uni + glob
         # RC is a calibration measurement, not a learned path (as in PDF): no gradient.
         with torch.no_grad():
-            du = torch.stack([_distribution_uniformity(x) for x in embs], dim=-1) * maskf
+            du = torch.stack([_distribution_uniformity(F.normalize(x, dim=-1) if self.du_on_unit else x) for x in embs], dim=-1)
+            du = du * maskf
         rc = du / (du.sum(-1, keepdim=True) - du + self.eps)
         return {"weights": masked_softmax(w * rc, mask), "uni_conf": uni, "global_conf": glob, "rc": rc}
 

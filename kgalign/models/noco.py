@@ -54,6 +54,7 @@ class NoCo(AlignmentModel):
         noise_size, noise_steps, noise_mlp_layers, noise_target_cos, noise_rate:
             :class:`~kgalign.models.noise.ModalityNoiseAugment` settings.
         uni_conf_hidden, global_conf_hidden, calib_eps: :class:`ConfidenceFusion`.
+        calib_on_unit: distribution uniformity (Eq. 8-9) on L2-normalised embeddings.
         conf_loss_weight: weight of the confidence regression loss (0 disables it).
         icl_weighting: ``"sum"`` (paper Eq. 16-17) or ``"kendall"`` (public code).
         l2_inputs: modalities whose raw features are L2-normalised first.
@@ -89,6 +90,7 @@ class NoCo(AlignmentModel):
         uni_conf_hidden: int = 150,
         global_conf_hidden: int = 32,
         calib_eps: float = 1e-3,
+        calib_on_unit: bool = False,
         conf_loss_weight: float = 0.1,
         icl_weighting: str = "sum",
         l2_inputs: tuple = ("image",),
@@ -127,7 +129,7 @@ class NoCo(AlignmentModel):
             rate=noise_rate,
             enabled=noise,
         )
-        self.fusion = ConfidenceFusion([hidden] * len(self.names), uni_conf_hidden, global_conf_hidden, calib_eps)
+        self.fusion = ConfidenceFusion([hidden] * len(self.names), uni_conf_hidden, global_conf_hidden, calib_eps, du_on_unit=calib_on_unit)
         self.register_buffer("modality_mask", self.mask_matrix(self.names), persistent=False)
         self.tau, self.alpha = tau, alpha
         self.conf_loss_weight = conf_loss_weight

@@ -317,6 +317,9 @@ class Trainer:
             last_epoch=t["epochs"],
             splits=self.splits,
             csls_k=cfg["eval"]["csls_k"],
+            candidates={"valid": cfg["eval"]["valid_candidates"], "test": "test"},
+            kg=self.dataset.entity_kg,
+            train_links=self.seeds,
         )
         bar = ProgressBar(t["epochs"], 0, enabled=self.show_progress and main, selection=selection)
         selection.log = bar.log

@@ -15,8 +15,14 @@ def metrics_rows(label: str, metrics: dict | None) -> list[list]:
         for direction in ("l2r", "r2l"):
             m = metrics.get(sim, {}).get(direction)
             if m:
-                rows.append([label, sim, direction] + [round(float(m[c]), 4) for c in _COLS])
+                rows.append([label, sim, direction] + [round(float(m[c]), 4) for c in _COLS] + [_pool(metrics)])
     return rows
+
+
+def _pool(metrics: dict) -> str:
+    """Candidate counts ``KG1 x KG2``, so every figure shows how hard its ranking was."""
+    c = metrics.get("candidates")
+    return f"{c['kg1']} x {c['kg2']}" if c else "?"
 
 
 def format_results(res: dict) -> str:
@@ -36,7 +42,7 @@ def format_results(res: dict) -> str:
     )
     rows = metrics_rows("valid", res.get("valid")) + metrics_rows("test", res.get("test"))
     if rows:
-        lines.append(tabulate(rows, headers=["split", "sim", "dir", "H@1", "H@5", "H@10", "MRR", "MR"], floatfmt=".4f"))
+        lines.append(tabulate(rows, headers=["split", "sim", "dir", "H@1", "H@5", "H@10", "MRR", "MR", "candidates"], floatfmt=".4f"))
     bot = res.get("best_on_test")
     if bot and not sel.get("selected_on_test"):
         m = bot["test"]["csls"]["l2r"]

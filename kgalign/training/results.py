@@ -12,13 +12,22 @@ TEST_SELECTION_WARNING = (
 )
 
 
+_VALID_POOL = {
+    "pool": "every entity not in a seed training link",
+    "test": "the valid links' own entities",
+    "all": "every entity",
+}
+
+
 def protocol_text(cfg: dict, sel: Selection) -> str:
     t = cfg["train"]
+    pool = _VALID_POOL[cfg["eval"].get("valid_candidates", "test")]
     if sel.split == "valid":
         return (
             f"Model selected on the validation links by {sel.metric} (evaluated every {t['eval_every']} epoch(s), "
             f"early-stopping patience {t['patience']} evaluation(s)); test links were used for neither training, "
-            "selection nor bootstrapping. Ranking candidates: the entities of the evaluated split's links."
+            f"selection nor bootstrapping. Ranking candidates: valid links among {pool}; test links among the "
+            "test links' own entities (benchmark protocol)."
         )
     if sel.split == "test":
         return TEST_SELECTION_WARNING

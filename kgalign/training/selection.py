@@ -61,6 +61,12 @@ class Selection:
             setattr(self, k, v)
 
 
+def _pool(metrics: dict) -> str:
+    """``"1,234 x 1,100 candidates"`` from an evaluation's ``candidates`` record."""
+    c = metrics.get("candidates")
+    return f"{c['kg1']:,} x {c['kg2']:,} candidates" if c else "candidates ?"
+
+
 class ModelSelection(Callback):
     """Evaluates every ``every`` epochs (and at the last), keeps the selected weights,
     and requests a stop after ``patience`` evaluations without improvement.
@@ -72,11 +78,28 @@ class ModelSelection(Callback):
 
     key = "selection"
 
-    def __init__(self, selection: Selection, *, every: int, last_epoch: int, splits: dict, csls_k: int, armed=None, log=None):
+    def __init__(
+        self,
+        selection: Selection,
+        *,
+        every: int,
+        last_epoch: int,
+        splits: dict,
+        csls_k: int,
+        candidates: dict | None = None,
+        kg=None,
+        train_links=None,
+        armed=None,
+        log=None,
+    ):
         self.selection = selection
         self.every, self.last_epoch = every, last_epoch
         self.splits = {name: links for name, links in splits.items() if len(links)}
         self.csls_k = csls_k
+        # {split: "test" | "pool" | "all"}; "pool" ranks among every entity not in ``train_links``
+        # (the dataset's seed links, fixed so figures compare across epochs and bootstrapping).
+        self.candidates = dict(candidates or {})
+        self.kg, self.train_links = kg, train_links
         self.armed = armed or (lambda: True)
         self.log = log
         self.best_state: dict | None = None
@@ -91,7 +114,17 @@ class ModelSelection(Callback):
         """``{split: metrics}`` of joint embeddings (n, D)."""
         from kgalign.evaluation.ranking import evaluate_embeddings
 
-        return {name: evaluate_embeddings(emb, links, candidates="test", csls_k=self.csls_k) for name, links in self.splits.items()}
+        return {
+            name: evaluate_embeddings(
+                emb,
+                links,
+                candidates=self.candidates.get(name, "test"),
+                kg=self.kg,
+                exclude=self.train_links,
+                csls_k=self.csls_k,
+            )
+            for name, links in self.splits.items()
+        }
 
     def on_epoch_end(self, loop, record: dict) -> None:
         self.message = ""
@@ -108,7 +141,9 @@ class ModelSelection(Callback):
             record["selected"] = True
             if sel.split != "last":
                 self.best_state = {k: v.detach().cpu().clone() for k, v in loop.model.state_dict().items()}
-        self.message = "; ".join(f"{s} {sel.metric} {metric_value(evals[s], sel.metric):.4f}" for s in ("valid", "test") if s in evals)
+        self.message = "; ".join(
+            f"{s} {sel.metric} {metric_value(evals[s], sel.metric):.4f} ({_pool(evals[s])})" for s in ("valid", "test") if s in evals
+        )
         if self.log is not None:
             self.log(f"epoch {loop.epoch}: loss {record['loss']:.4f}; {self.message}" + (" (selected)" if record.get("selected") else ""))
 

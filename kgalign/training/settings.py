@@ -8,7 +8,7 @@ The resolved config (saved as ``RUN/config.json``)::
                amp, seed, device, eval_every, patience, select_on, select_metric,
                checkpoint_every, decisions, minibatch, fanout, memory_budget_gib},
      "iterative": {enabled, start, step, reset_every, add_every, lr_factor, reload_best},
-     "eval": {csls_k}}
+     "eval": {csls_k, valid_candidates}}
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ ITERATIVE_DEFAULTS: dict[str, Any] = {
     "lr_factor": 0.2,
     "reload_best": True,
 }
-EVAL_DEFAULTS: dict[str, Any] = {"csls_k": 3}
+# valid_candidates "pool": valid links are ranked against every entity not in a training link, a pool
+# at least as hard as the test links' own (benchmark) pool, so selection keeps discriminating.
+EVAL_DEFAULTS: dict[str, Any] = {"csls_k": 3, "valid_candidates": "pool"}
 # Registry ``train_defaults`` key -> our ``train`` key (the reference runs' settings per model).
 _REGISTRY_TRAIN_KEYS = {
     "lr": "lr",
@@ -277,6 +279,8 @@ def _validate(cfg: dict) -> None:
     t, it = cfg["train"], cfg["iterative"]
     _validate_train(t)
     _check(_is_int(cfg["eval"]["csls_k"]) and cfg["eval"]["csls_k"] >= 1, "eval.csls_k", "expected an integer >= 1")
+    vc = cfg["eval"]["valid_candidates"]
+    _check(vc in ("pool", "test", "all"), "eval.valid_candidates", f"expected pool, test or all, got {vc!r}")
     for key in ("enabled", "reload_best"):
         _check(isinstance(it[key], bool), f"iterative.{key}", f"expected true or false, got {it[key]!r}")
     for key in ("step", "reset_every", "add_every"):
