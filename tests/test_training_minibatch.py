@@ -152,7 +152,9 @@ def reference(ds_path, tmp_path_factory):
 def test_minibatch_training_learns(reference):
     out, res = reference
     assert res.results["minibatch"] is True
-    assert res.results["valid"]["cosine"]["l2r"]["hits@1"] > 0.3  # 20 valid links: chance is 0.05
+    # valid links ranked among the 70 non-seed entities per side (chance 0.014), test among its 50 (chance 0.02)
+    assert res.results["valid"]["cosine"]["l2r"]["hits@1"] > 0.1 and res.results["valid"]["cosine"]["l2r"]["mrr"] > 0.25
+    assert res.results["test"]["cosine"]["l2r"]["hits@1"] > 0.2
     meta = json.loads((out / "checkpoints" / "last.json").read_text())
     assert meta["minibatch"] is True and meta["callbacks"]["sampler"]["draws"] == _steps(out)  # one subgraph per step
     assert res.results["train_links"]["bootstrapped"] > 0
