@@ -113,7 +113,8 @@ def _torchrun_train(ds, run, extra):
 
 # Tolerance of the 1- vs 2-process comparison: the ranks split every batch (the same effective
 # batch and learning rate), but in-batch negatives are per rank and each rank samples its own
-# subgraphs, so the runs are not bitwise equal; their valid metrics agree within these bounds.
+# subgraphs, so the runs are not bitwise equal; their valid metrics (ranked among the 70 non-seed
+# entities per side) agree within these bounds (measured: 0.05 Hits@1, 0.03 MRR).
 DDP_TOLERANCE = {"hits@1": 0.15, "mrr": 0.1}
 
 
@@ -145,4 +146,4 @@ def test_two_processes_match_one_process_within_tolerance(tmp_path, minibatch):
     for key, tol in DDP_TOLERANCE.items():
         a, b = one["valid"]["cosine"]["l2r"][key], two["valid"]["cosine"]["l2r"][key]
         assert abs(a - b) <= tol, (key, a, b)
-    assert two["valid"]["cosine"]["l2r"]["hits@1"] > 0.3  # chance is 1/20
+    assert two["test"]["cosine"]["l2r"]["hits@1"] > 0.2 and two["valid"]["cosine"]["l2r"]["mrr"] > 0.2  # chance: 1/50, 1/70
