@@ -111,6 +111,7 @@ class Trainer:
         self.model = None
         self.precision = None
         self.minibatch = False  # decided in _build_model (train.minibatch)
+        self.sparse_features: dict = {}  # {modality: (csr_array (n, d), mask)} stored as CSR
 
     # ------------------------------------------------------------ entry point
     def run(self) -> TrainResult:
@@ -148,7 +149,16 @@ class Trainer:
             )
         cfg["modalities"] = list(wanted)
         load = list(wanted) + (["numeric_present"] if "numeric" in wanted and "numeric_present" in read_manifest(cfg["dataset"]) else [])
-        self.inputs = build_inputs(self.dataset, load_features(cfg["dataset"], load))
+        feats = load_features(cfg["dataset"], load, dense=False)
+        # CSR-stored bags stay CSR here: mini-batch training gathers their rows, full-graph training densifies them
+        self.sparse_features = {k: v for k, v in feats.items() if hasattr(v[0], "toarray") and k not in ("numeric", "numeric_present")}
+        dense = {
+            k: ((v[0].toarray() if hasattr(v[0], "toarray") else v[0]), v[1]) for k, v in feats.items() if k not in self.sparse_features
+        }
+        self.inputs = build_inputs(self.dataset, dense)
+        for k, (mat, mask) in self.sparse_features.items():
+            self.inputs.features[k] = torch.zeros(1, mat.shape[1]).expand(mat.shape[0], mat.shape[1])  # no rows yet
+            self.inputs.masks[k] = torch.from_numpy(np.asarray(mask, dtype=bool))
         self.splits = {s: self.dataset.links_for(s) for s in ("valid", "test")}
         self.seeds = self.dataset.links_for("train")
         if cfg["train"]["decisions"]:
@@ -242,6 +252,8 @@ class Trainer:
             dims = {m: int(f.shape[1]) for m, f in self.inputs.features.items()}
             inputs = placeholder_inputs(self.inputs.num_entities, dims, self.inputs.masks, self.device)
         else:
+            for k, (mat, _) in self.sparse_features.items():
+                self.inputs.features[k] = torch.from_numpy(mat.toarray())
             inputs = self.inputs.to(self.device)
         self.model = build_model(name, inputs, **options).to(self.device)
 
@@ -252,7 +264,8 @@ class Trainer:
 
         t = self.cfg["train"]
         adjacency = Adjacency(self.inputs.edge_index, self.inputs.num_entities)
-        source = FeatureSource(self.inputs.features, self.inputs.masks)
+        rows = {k: self.sparse_features[k][0] if k in self.sparse_features else f for k, f in self.inputs.features.items()}
+        source = FeatureSource(rows, self.inputs.masks)
         layers = len(self.model.graph_encoder().convs)
         step = MiniBatchStep(self.model, adjacency, source, fanouts_for(t["fanout"], layers), t["seed"], self.dist.rank, self.device)
         return step, SamplerState(step), lambda: embed_layerwise(self.model, adjacency, source)
