@@ -571,6 +571,12 @@ def train_cmd(
     ),
     select_metric: Optional[str] = typer.Option(None, "--select-metric", help="Selection metric path [csls.l2r.mrr]."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Save a checkpoint every N epochs [10]."),
+    minibatch: Optional[str] = typer.Option(
+        None,
+        "--minibatch",
+        metavar="auto|true|false",
+        help="Mini-batch training on sampled subgraphs; auto = when a full-graph step would exceed the memory budget [auto].",
+    ),
     modalities: Optional[str] = typer.Option(
         None, "--modalities", metavar="A,B", help="Comma-separated feature modalities to use [all stored]."
     ),
@@ -626,6 +632,7 @@ def train_cmd(
                 "train.select_on": select_on,
                 "train.select_metric": select_metric,
                 "train.checkpoint_every": checkpoint_every,
+                "train.minibatch": minibatch,
                 "iterative.enabled": iterative,
                 "train.decisions": None if decisions is None else str(decisions),
                 "iterative.start": il_start,

@@ -11,6 +11,8 @@ for evaluation ``model.embed()``. See docs/architecture.md.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -113,6 +115,15 @@ class MultiModalEncoder(nn.Module):
         return out
 
 
+def _refuse_placeholders(model, args) -> None:
+    if not model._on_subgraph:
+        raise RuntimeError(
+            f"{type(model).__name__} was built for mini-batch training (its feature rows live outside it): "
+            "run it inside `with model.on(subgraph):` (kgalign.models.subgraph), or embed it with "
+            "kgalign.training.minibatch.embed_layerwise"
+        )
+
+
 class AlignmentModel(ABC, nn.Module):
     """Base class of every model: the contract, input buffers and ``embed()``.
 
@@ -120,7 +131,16 @@ class AlignmentModel(ABC, nn.Module):
     out of ``state_dict``). Subclasses implement :meth:`forward`, :meth:`loss`
     and :meth:`reset_parameters`; they may override the hooks
     :meth:`optimizer_groups`, :meth:`after_step` and :meth:`epoch_metrics`.
+
+    Mini-batch training: a model whose per-entity computation is the
+    :class:`MultiModalEncoder` (a GAT over the graph, per-row projections) followed by
+    per-row fusion sets ``supports_minibatch = True``; ``with model.on(subgraph):`` then
+    swaps its input buffers (graph, feature rows, masks, ``modality_mask``) for the
+    subgraph's, so the unchanged ``forward()``/``loss()`` run on the subgraph
+    (kgalign/models/subgraph.py, docs/training.md "Mini-batch training").
     """
+
+    supports_minibatch: bool = False
 
     @abstractmethod
     def forward(self) -> ModelOutput:
@@ -171,6 +191,10 @@ class AlignmentModel(ABC, nn.Module):
     def __init__(self, inputs: ModelInputs):
         super().__init__()
         self.num_entities = int(inputs.num_entities)
+        self.external_features = bool(getattr(inputs, "external", False))
+        self._on_subgraph = False
+        if self.external_features:
+            self.register_forward_pre_hook(_refuse_placeholders)
         self.feature_names = modality_order(inputs.features)[1:]
         self.register_buffer("edge_index", inputs.edge_index.long(), persistent=False)
         for m in self.feature_names:
@@ -185,6 +209,49 @@ class AlignmentModel(ABC, nn.Module):
 
     def features(self) -> dict[str, Tensor]:
         return {m: getattr(self, f"feat_{m}") for m in self.feature_names}
+
+    def graph_encoder(self) -> GraphEncoder | None:
+        """The structural :class:`GraphEncoder` (``self.encoder.graph`` by convention), or None."""
+        enc = getattr(self, "encoder", None)
+        graph = getattr(enc, "graph", None)
+        return graph if isinstance(graph, GraphEncoder) else None
+
+    @contextmanager
+    def on(self, sub) -> Iterator[AlignmentModel]:
+        """Run on a :class:`~kgalign.models.subgraph.Subgraph` inside this block: ``forward()``
+        returns ``(k, .)`` rows for its local nodes and ``loss()`` takes local link ids.
+
+        Raises ValueError for models that do not support mini-batch training.
+        """
+        enc = self.graph_encoder()
+        if not self.supports_minibatch or enc is None:
+            raise ValueError(
+                f"{type(self).__name__} does not support mini-batch training (its forward pass needs the whole graph); "
+                "train it full-graph with --set train.minibatch=false"
+            )
+        if self._on_subgraph:
+            raise RuntimeError("model.on() blocks do not nest")
+        keys = ["edge_index", *(f"feat_{m}" for m in self.feature_names), *(f"mask_{m}" for m in self.feature_names)]
+        if "modality_mask" in self._buffers:
+            keys.append("modality_mask")
+        saved = {k: self._buffers[k] for k in keys}
+        saved_n = self.num_entities
+        try:
+            self._buffers["edge_index"] = sub.edge_index
+            for m in self.feature_names:
+                self._buffers[f"feat_{m}"] = sub.features[m].float()
+                self._buffers[f"mask_{m}"] = sub.masks[m].bool()
+            self.num_entities = sub.num_nodes
+            if "modality_mask" in saved:
+                self._buffers["modality_mask"] = self.mask_matrix(self.names)
+            enc.rows, enc.precomputed = sub.nodes, sub.graph
+            self._on_subgraph = True
+            yield self
+        finally:
+            self._buffers.update(saved)
+            self.num_entities = saved_n
+            enc.rows = enc.precomputed = None
+            self._on_subgraph = False
 
     def masks(self) -> dict[str, Tensor]:
         return {m: getattr(self, f"mask_{m}") for m in self.feature_names}
@@ -210,7 +277,7 @@ class AlignmentModel(ABC, nn.Module):
         was_training = self.training
         self.eval()
         try:
-            joint = self.forward()["joint"]
+            joint = self()["joint"]
         finally:
             self.train(was_training)
         return F.normalize(joint.float(), dim=-1)

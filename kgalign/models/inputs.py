@@ -97,6 +97,8 @@ class ModelInputs:
         numeric: the numeric modality as sparse facts (None without numeric features);
             the dense ``features["numeric"]`` stays for models that read a matrix.
         relation_edges: typed directed edges (None when not built).
+        external: the features are placeholders (no rows): the model gets its rows per
+            mini-batch through ``model.on(subgraph)`` (kgalign.models.subgraph).
     """
 
     num_entities: int
@@ -107,6 +109,7 @@ class ModelInputs:
     kg: torch.Tensor | None = None
     numeric: NumericFacts | None = None
     relation_edges: RelationEdges | None = None
+    external: bool = False
 
     def to(self, device: torch.device | str) -> "ModelInputs":
         return ModelInputs(
@@ -118,6 +121,7 @@ class ModelInputs:
             kg=None if self.kg is None else self.kg.to(device),
             numeric=None if self.numeric is None else self.numeric.to(device),
             relation_edges=None if self.relation_edges is None else self.relation_edges.to(device),
+            external=self.external,
         )
 
     @property

@@ -110,11 +110,15 @@ class GraphEncoder(nn.Module):
                     w = conv.lin.weight  # (heads * out, dim)
                     w.copy_(torch.eye(dim, dtype=w.dtype).repeat(w.shape[0] // dim, 1))
         self._graph = None  # (edge_index, its version, CSRGraph): rebuilt only when the edges change
+        # Mini-batch (kgalign.models.subgraph): the subgraph's global ids select the table's rows, or
+        # precomputed outputs (layer-wise inference) replace the layers; None = the whole graph.
+        self.rows: Tensor | None = None
+        self.precomputed: Tensor | None = None
 
-    def _csr_graph(self, edge_index: Tensor) -> CSRGraph:
+    def _csr_graph(self, edge_index: Tensor, num_nodes: int) -> CSRGraph:
         cached = self._graph
-        if cached is None or cached[0] is not edge_index or cached[1] != edge_index._version:
-            cached = (edge_index, edge_index._version, CSRGraph(edge_index, self.entity.shape[0]))
+        if cached is None or cached[0] is not edge_index or cached[1] != edge_index._version or cached[2].num_nodes != num_nodes:
+            cached = (edge_index, edge_index._version, CSRGraph(edge_index, num_nodes))
             self._graph = cached
         return cached[2]
 
@@ -128,13 +132,25 @@ class GraphEncoder(nn.Module):
             conv.reset_parameters()
 
     def forward(self, edge_index: Tensor) -> Tensor:
-        x = self.entity
-        graph = edge_index if self.impl == "pyg" else self._csr_graph(edge_index)
+        if self.precomputed is not None:
+            return self.precomputed
+        x = self.entity if self.rows is None else self.entity[self.rows]
+        graph = edge_index if self.impl == "pyg" else self._csr_graph(edge_index, x.shape[0])
         for i, conv in enumerate(self.convs):
             x = conv(x, graph)
             if i < len(self.convs) - 1:
                 x = F.elu(x)
         return x
+
+    def layer(self, i: int, x: Tensor, edge_index: Tensor) -> Tensor:
+        """Layer ``i`` alone (with its ELU unless last) on any graph: x (k, dim), edge_index (2, E) local ids -> (k, dim).
+
+        For layer-wise inference over target chunks (kgalign.models.subgraph.embed_layerwise): a target's
+        output is exact when all its incoming edges are present.
+        """
+        graph = edge_index if self.impl == "pyg" else CSRGraph(edge_index, x.shape[0])
+        x = self.convs[i](x, graph)
+        return F.elu(x) if i < len(self.convs) - 1 else x
 
 
 class FeatureProjection(nn.Module):

@@ -36,6 +36,8 @@ class MCLEA(AlignmentModel):
     ``out.aux["weights"]`` (n, M).
     """
 
+    supports_minibatch = True  # per-row fusion after the encoder: trains on sampled subgraphs (models/subgraph.py)
+
     def __init__(
         self,
         inputs: ModelInputs,

@@ -38,6 +38,8 @@ class MEAformer(AlignmentModel):
     ``out.aux``: ``hidden`` (n, M, hidden) transformer outputs, ``weights`` (n, M).
     """
 
+    supports_minibatch = True  # per-row fusion after the encoder: trains on sampled subgraphs (models/subgraph.py)
+
     def __init__(
         self,
         inputs: ModelInputs,

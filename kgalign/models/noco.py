@@ -64,6 +64,8 @@ class NoCo(AlignmentModel):
     tensors ``weights``, ``uni_conf``, ``global_conf`` (n, M).
     """
 
+    supports_minibatch = True  # per-row fusion after the encoder: trains on sampled subgraphs (models/subgraph.py)
+
     def __init__(
         self,
         inputs: ModelInputs,

@@ -87,9 +87,10 @@ class TrainStep(torch.nn.Module):
         return total, parts, out
 
 
-def wrap_model(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
-    """A :class:`TrainStep` for ``model``, inside DDP when running distributed."""
-    model = TrainStep(model)
+def wrap_model(model: torch.nn.Module, info: DistInfo, device: torch.device, step: torch.nn.Module | None = None) -> torch.nn.Module:
+    """A :class:`TrainStep` for ``model`` (or the given ``step``, e.g. a mini-batch step that owns
+    ``model``), inside DDP when running distributed."""
+    model = step if step is not None else TrainStep(model)
     if not info.enabled:
         return model
     from torch.nn.parallel import DistributedDataParallel as DDP

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,6 +111,8 @@ class TrainingLoop:
         profile: time the parts of each step (forward, loss, backward, optimizer step)
             into the epoch record's ``"profile"`` (seconds; CUDA is synchronised
             between parts, so profiling slows GPU runs a little).
+        embed: computes the joint embeddings (n, D) for evaluation and bootstrapping;
+            default ``model.embed()`` (mini-batch runs: kgalign.training.minibatch.embed_layerwise).
     """
 
     def __init__(
@@ -133,6 +136,7 @@ class TrainingLoop:
         seed: int,
         callbacks: list[Callback] | tuple[Callback, ...] = (),
         profile: bool = False,
+        embed=None,
     ) -> None:
         self.model = model
         self.net = net
@@ -157,6 +161,7 @@ class TrainingLoop:
         self.profile = profile
         self._profile: dict[str, float] = {}
         self._embeddings: torch.Tensor | None = None  # of the current weights; dropped by every step
+        self.embed = embed or model.embed
 
     # ------------------------------------------------------------ optimizers and schedule
     def make_optimizers(self, lr: float) -> Optimizers:
@@ -176,7 +181,7 @@ class TrainingLoop:
         """The model's joint embeddings (n, D), float, computed once per weight state: evaluation and
         bootstrapping at the same epoch share one full-graph pass."""
         if self._embeddings is None:
-            self._embeddings = self.model.embed().detach().float()
+            self._embeddings = self.embed().detach().float()
         return self._embeddings
 
     def forget_embeddings(self) -> None:
@@ -277,7 +282,7 @@ class TrainingLoop:
 
     def _forward(self, local: torch.Tensor, t: float):
         with self.precision.autocast(self.device):
-            if self.profile and not self.dist.enabled:
+            if self.profile and not self.dist.enabled and not hasattr(self.net, "sample"):
                 out = self.model()
                 t = self._tick("forward", t)
                 loss, parts = self.model.loss(out, local)
@@ -302,13 +307,16 @@ class TrainingLoop:
         self.optimizers.zero_grad()
         self._embeddings = None
         self._tick("step", t)
-        self.model.after_step(out)
+        sub = getattr(out, "subgraph", None)  # a mini-batch step's output covers its subgraph's rows
+        with self.model.on(sub) if sub is not None else nullcontext():
+            self.model.after_step(out)
+            metrics = self.model.step_metrics(out)
         w = len(batch)
         prog.count += w
         prog.sums["loss"] = prog.sums.get("loss", 0.0) + value * w
         for k, v in (parts or {}).items():
             prog.sums[k] = prog.sums.get(k, 0.0) + float(v) * w
-        for k, v in self.model.step_metrics(out).items():
+        for k, v in metrics.items():
             prog.model_sums[k] = prog.model_sums.get(k, 0.0) + float(v) * w
         for cb in self.callbacks:
             cb.after_step(self, b, out)

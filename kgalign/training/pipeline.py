@@ -110,6 +110,8 @@ class Trainer:
         self.reviewed: np.ndarray | None = None  # accepted pairs that joined the seeds
         self.model = None
         self.precision = None
+        self.minibatch = False  # decided in _build_model (train.minibatch)
+        self.sparse_features: dict = {}  # {modality: (csr_array (n, d), mask)} stored as CSR
 
     # ------------------------------------------------------------ entry point
     def run(self) -> TrainResult:
@@ -147,7 +149,16 @@ class Trainer:
             )
         cfg["modalities"] = list(wanted)
         load = list(wanted) + (["numeric_present"] if "numeric" in wanted and "numeric_present" in read_manifest(cfg["dataset"]) else [])
-        self.inputs = build_inputs(self.dataset, load_features(cfg["dataset"], load))
+        feats = load_features(cfg["dataset"], load, dense=False)
+        # CSR-stored bags stay CSR here: mini-batch training gathers their rows, full-graph training densifies them
+        self.sparse_features = {k: v for k, v in feats.items() if hasattr(v[0], "toarray") and k not in ("numeric", "numeric_present")}
+        dense = {
+            k: ((v[0].toarray() if hasattr(v[0], "toarray") else v[0]), v[1]) for k, v in feats.items() if k not in self.sparse_features
+        }
+        self.inputs = build_inputs(self.dataset, dense)
+        for k, (mat, mask) in self.sparse_features.items():
+            self.inputs.features[k] = torch.zeros(1, mat.shape[1]).expand(mat.shape[0], mat.shape[1])  # no rows yet
+            self.inputs.masks[k] = torch.from_numpy(np.asarray(mask, dtype=bool))
         self.splits = {s: self.dataset.links_for(s) for s in ("valid", "test")}
         self.seeds = self.dataset.links_for("train")
         if cfg["train"]["decisions"]:
@@ -199,13 +210,65 @@ class Trainer:
         if sel == "test" and len(self.splits["test"]) == 0:
             raise InputError("--select-on test, but the dataset has no test links", ds)
 
+    def _decide_minibatch(self, name: str, options: dict) -> bool:
+        """train.minibatch: true/false, or auto = the rule of kgalign.training.minibatch.decide."""
+        from kgalign.models.registry import get_model
+        from kgalign.training.minibatch import GIB, decide, full_graph_bytes, memory_budget
+
+        spec = get_model(name)
+        opts = {**spec.defaults, **options}
+        t = self.cfg["train"]
+        dims = {m: int(f.shape[1]) for m, f in self.inputs.features.items()}
+        estimate = full_graph_bytes(
+            self.inputs.num_entities,
+            int(self.inputs.edge_index.shape[1]),
+            dims,
+            int(opts.get("hidden", 300)),
+            int(opts.get("gat_heads", 2)),
+            int(opts.get("gat_layers", 2)),
+        )
+        budget = memory_budget(self.device, t["memory_budget_gib"])
+        chosen = decide(t["minibatch"], estimate, budget, bool(getattr(spec.cls, "supports_minibatch", False)), name)
+        log.info(
+            "training %s: full-graph step estimated at %.2f GiB, budget %.2f GiB (train.minibatch=%s)",
+            "mini-batch" if chosen else "full-graph",
+            estimate / GIB,
+            budget / GIB,
+            t["minibatch"],
+        )
+        return chosen
+
     def _build_model(self) -> None:
         from kgalign.models.registry import build_model
 
+        name = self.cfg["model"]["name"]
         options = {k: v for k, v in self.cfg["model"].items() if k != "name"}
+        self.precision = resolve_precision(self.cfg["train"]["amp"], self.device)  # a bad --amp fails before anything is logged
+        self.minibatch = self._decide_minibatch(name, options)
         seed_everything(self.cfg["train"]["seed"])
-        self.model = build_model(self.cfg["model"]["name"], self.inputs.to(self.device), **options).to(self.device)
-        self.precision = resolve_precision(self.cfg["train"]["amp"], self.device)
+        if self.minibatch:  # feature rows stay on the host; the model gets them per batch
+            from kgalign.models.subgraph import placeholder_inputs
+
+            dims = {m: int(f.shape[1]) for m, f in self.inputs.features.items()}
+            inputs = placeholder_inputs(self.inputs.num_entities, dims, self.inputs.masks, self.device)
+        else:
+            for k, (mat, _) in self.sparse_features.items():
+                self.inputs.features[k] = torch.from_numpy(mat.toarray())
+            inputs = self.inputs.to(self.device)
+        self.model = build_model(name, inputs, **options).to(self.device)
+
+    def _minibatch_step(self):
+        """(step module, its checkpoint callback, the embedding function) of a mini-batch run."""
+        from kgalign.training.minibatch import MiniBatchStep, SamplerState, embed_layerwise, fanouts_for
+        from kgalign.training.sampling import Adjacency, FeatureSource
+
+        t = self.cfg["train"]
+        adjacency = Adjacency(self.inputs.edge_index, self.inputs.num_entities)
+        rows = {k: self.sparse_features[k][0] if k in self.sparse_features else f for k, f in self.inputs.features.items()}
+        source = FeatureSource(rows, self.inputs.masks)
+        layers = len(self.model.graph_encoder().convs)
+        step = MiniBatchStep(self.model, adjacency, source, fanouts_for(t["fanout"], layers), t["seed"], self.dist.rank, self.device)
+        return step, SamplerState(step), lambda: embed_layerwise(self.model, adjacency, source)
 
     def _prepare_dir(self) -> bool:
         """Check/prepare the run directory; True when a checkpoint should be loaded."""
@@ -290,12 +353,16 @@ class Trainer:
             )
             selection.armed = boot.armed
             callbacks.append(boot)
-        meta = {"config_hash": self.chash, "seed": t["seed"], "world_size": self.dist.world_size}
+        step = embed = None
+        if self.minibatch:
+            step, sampler, embed = self._minibatch_step()
+            callbacks.append(sampler)
+        meta = {"config_hash": self.chash, "seed": t["seed"], "world_size": self.dist.world_size, "minibatch": self.minibatch}
         checkpointer = Checkpointer(self.out / rundir.CHECKPOINTS, t["checkpoint_every"], meta, enabled=main)
         callbacks += [MetricsLog(self.out / rundir.METRICS, enabled=main), checkpointer, bar]
         loop = TrainingLoop(
             self.model,
-            wrap_model(self.model, self.dist, self.device),
+            wrap_model(self.model, self.dist, self.device, step),
             self.seeds,
             epochs=t["epochs"],
             batch_size=t["batch_size"],
@@ -311,6 +378,7 @@ class Trainer:
             dist=self.dist,
             seed=t["seed"],
             callbacks=callbacks,
+            embed=embed,
         )
         return loop, selection, checkpointer
 
@@ -362,6 +430,13 @@ class Trainer:
         path = str(self.out / rundir.CHECKPOINTS / "last.json")
         if meta.get("config_hash") != self.chash:
             raise InputError("checkpoint was written with a different configuration (config hash differs)", path)
+        if bool(meta.get("minibatch", False)) != self.minibatch:
+            raise InputError(
+                f"the checkpoint was trained {'mini-batch' if meta.get('minibatch') else 'full-graph'}, this run would train "
+                f"{'mini-batch' if self.minibatch else 'full-graph'} (train.minibatch=auto decided differently on this machine); "
+                "set train.minibatch explicitly to the checkpoint's mode",
+                path,
+            )
         if meta.get("world_size", 1) != self.dist.world_size:
             log.warning(
                 "resuming with %d process(es), the checkpoint was written with %d: results will not be bit-identical",
@@ -372,11 +447,12 @@ class Trainer:
     # ------------------------------------------------------------ outputs
     def _finish(self, loop: TrainingLoop, selection: ModelSelection) -> dict:
         selection.restore_best(self.model, self.device)
-        emb = self.model.embed().detach().float()
+        emb = loop.embed().detach().float()
         evals = selection.evaluate(emb)
         results = build_results(
             self.cfg, self.chash, evals, loop, selection, self.precision.mode, self.dist.world_size, self.out / rundir.METRICS
         )
+        results["minibatch"] = self.minibatch
         if not self.dist.is_main:
             results["best_on_test"] = None
             return results

@@ -6,7 +6,7 @@ The resolved config (saved as ``RUN/config.json``)::
      "model": {"name": "noco", <every constructor argument>},
      "train": {epochs, batch_size, lr, weight_decay, betas, eps, warmup, schedule, grad_clip,
                amp, seed, device, eval_every, patience, select_on, select_metric,
-               checkpoint_every},
+               checkpoint_every, decisions, minibatch, fanout, memory_budget_gib},
      "iterative": {enabled, start, step, reset_every, add_every, lr_factor, reload_best},
      "eval": {csls_k, valid_candidates}}
 """
@@ -44,6 +44,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "checkpoint_every": 10,
     "decisions": None,  # a review decisions file: accepted pairs become seeds, rejected ones known negatives
     "decisions_sha256": None,  # set by the trainer from that file, so --resume refuses a changed file
+    "minibatch": "auto",  # true | false | auto: mini-batch when the full-graph estimate exceeds the budget
+    "fanout": 10,  # neighbours sampled per hop in mini-batch training (int or one per GAT layer; -1 = all)
+    "memory_budget_gib": None,  # the auto rule's budget; null = 80 % of the GPU or half of the RAM
 }
 ITERATIVE_DEFAULTS: dict[str, Any] = {
     "enabled": False,
@@ -247,10 +250,28 @@ def _validate_train(t: dict) -> None:
         "train.device",
         f"expected auto, cpu, cuda or cuda:N, got {t['device']!r}",
     )
+    _validate_minibatch(t)
     dec = t["decisions"]
     _check(dec is None or (isinstance(dec, str) and dec), "train.decisions", f"expected a file path, got {dec!r}")
     if dec is not None:
         t["decisions"] = str(Path(dec).expanduser().resolve())
+
+
+def _validate_minibatch(t: dict) -> None:
+    if isinstance(t["minibatch"], str):
+        t["minibatch"] = {"true": True, "false": False}.get(t["minibatch"].strip().lower(), t["minibatch"].strip().lower())
+    _check(t["minibatch"] in (True, False, "auto"), "train.minibatch", f"expected true, false or auto, got {t['minibatch']!r}")
+    fan = t["fanout"]
+    ok = (_is_int(fan) and (fan >= 1 or fan == -1)) or (
+        isinstance(fan, (list, tuple)) and len(fan) >= 1 and all(_is_int(v) and (v >= 1 or v == -1) for v in fan)
+    )
+    _check(ok, "train.fanout", f"expected an integer >= 1 or -1 (all neighbours), or a list of them (one per GAT layer), got {fan!r}")
+    if isinstance(fan, tuple):
+        t["fanout"] = list(fan)
+    budget = t["memory_budget_gib"]
+    _check(
+        budget is None or (_is_number(budget) and budget > 0), "train.memory_budget_gib", f"expected a number > 0 or null, got {budget!r}"
+    )
 
 
 def _validate(cfg: dict) -> None:
