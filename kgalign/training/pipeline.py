@@ -112,6 +112,7 @@ class Trainer:
         self.precision = None
         self.minibatch = False  # decided in _build_model (train.minibatch)
         self.sparse_features: dict = {}  # {modality: (csr_array (n, d), mask)} stored as CSR
+        self.row_step = False  # decided in _build_model (train.loss_rows_only)
 
     # ------------------------------------------------------------ entry point
     def run(self) -> TrainResult:
@@ -239,12 +240,18 @@ class Trainer:
         return chosen
 
     def _build_model(self) -> None:
-        from kgalign.models.registry import build_model
+        from kgalign.models.registry import build_model, get_model
 
         name = self.cfg["model"]["name"]
         options = {k: v for k, v in self.cfg["model"].items() if k != "name"}
         self.precision = resolve_precision(self.cfg["train"]["amp"], self.device)  # a bad --amp fails before anything is logged
         self.minibatch = self._decide_minibatch(name, options)
+        # Full-graph steps run the per-row modules on the loss's rows alone where the model allows it.
+        self.row_step = (
+            not self.minibatch
+            and bool(self.cfg["train"]["loss_rows_only"])
+            and bool(getattr(get_model(name).cls, "supports_minibatch", False))
+        )
         seed_everything(self.cfg["train"]["seed"])
         if self.minibatch:  # feature rows stay on the host; the model gets them per batch
             from kgalign.models.subgraph import placeholder_inputs
@@ -357,6 +364,10 @@ class Trainer:
         if self.minibatch:
             step, sampler, embed = self._minibatch_step()
             callbacks.append(sampler)
+        elif self.row_step:
+            from kgalign.training.rowstep import RowStep
+
+            step = RowStep(self.model)
         meta = {"config_hash": self.chash, "seed": t["seed"], "world_size": self.dist.world_size, "minibatch": self.minibatch}
         checkpointer = Checkpointer(self.out / rundir.CHECKPOINTS, t["checkpoint_every"], meta, enabled=main)
         callbacks += [MetricsLog(self.out / rundir.METRICS, enabled=main), checkpointer, bar]
@@ -453,6 +464,7 @@ class Trainer:
             self.cfg, self.chash, evals, loop, selection, self.precision.mode, self.dist.world_size, self.out / rundir.METRICS
         )
         results["minibatch"] = self.minibatch
+        results["loss_rows_only"] = self.row_step
         if not self.dist.is_main:
             results["best_on_test"] = None
             return results

@@ -6,7 +6,8 @@ The resolved config (saved as ``RUN/config.json``)::
      "model": {"name": "noco", <every constructor argument>},
      "train": {epochs, batch_size, lr, weight_decay, betas, eps, warmup, schedule, grad_clip,
                amp, seed, device, eval_every, patience, select_on, select_metric,
-               checkpoint_every, decisions, minibatch, fanout, memory_budget_gib},
+               checkpoint_every, decisions, minibatch, fanout, memory_budget_gib,
+               loss_rows_only},
      "iterative": {enabled, start, step, reset_every, add_every, lr_factor, reload_best},
      "eval": {csls_k, valid_candidates}}
 """
@@ -47,6 +48,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "minibatch": "auto",  # true | false | auto: mini-batch when the full-graph estimate exceeds the budget
     "fanout": 10,  # neighbours sampled per hop in mini-batch training (int or one per GAT layer; -1 = all)
     "memory_budget_gib": None,  # the auto rule's budget; null = 80 % of the GPU or half of the RAM
+    # full-graph steps: per-row modules on the loss's rows only (models that support it; training/rowstep.py)
+    "loss_rows_only": True,
 }
 ITERATIVE_DEFAULTS: dict[str, Any] = {
     "enabled": False,
@@ -251,6 +254,7 @@ def _validate_train(t: dict) -> None:
         f"expected auto, cpu, cuda or cuda:N, got {t['device']!r}",
     )
     _validate_minibatch(t)
+    _check(isinstance(t["loss_rows_only"], bool), "train.loss_rows_only", f"expected true or false, got {t['loss_rows_only']!r}")
     dec = t["decisions"]
     _check(dec is None or (isinstance(dec, str) and dec), "train.decisions", f"expected a file path, got {dec!r}")
     if dec is not None:
