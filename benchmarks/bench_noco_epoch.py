@@ -41,6 +41,9 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="model option override")
     ap.add_argument("--amp", choices=["off", "bf16"], default="off", help="torch.autocast for forward and loss")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    ap.add_argument(
+        "--step", choices=["rows", "full"], default="rows", help="rows: per-row modules on the loss's rows (train default); full: all rows"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -52,6 +55,7 @@ def main(argv=None) -> int:
     from kgalign.models.synthetic import random_inputs
     from kgalign.training.distributed import DistInfo, wrap_model
     from kgalign.training.loop import TrainingLoop
+    from kgalign.training.rowstep import RowStep
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -69,7 +73,7 @@ def main(argv=None) -> int:
     # The training loop every run uses, one step per epoch, timing the parts of each step.
     loop = TrainingLoop(
         model,
-        wrap_model(model, DistInfo(), device),
+        wrap_model(model, DistInfo(), device, RowStep(model) if args.step == "rows" and model.supports_minibatch else None),
         links,
         epochs=args.epochs + 1,
         batch_size=None,
@@ -108,6 +112,7 @@ def main(argv=None) -> int:
         "features": dims,
         "threads": args.threads,
         "amp": args.amp,
+        "step": args.step if model.supports_minibatch else "full",
         "overrides": overrides,
         "epoch_s_median": round(statistics.median(r["epoch"] for r in timings), 2),
         "epochs_s": [round(r["epoch"], 2) for r in timings],

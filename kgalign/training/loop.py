@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from kgalign.errors import KgalignError
-from kgalign.training.distributed import DistInfo, any_rank, shard_links
+from kgalign.training.distributed import DistInfo, TrainStep, any_rank, shard_links
 from kgalign.training.optim import Optimizers
 from kgalign.training.schedule import Phase
 from kgalign.training.signals import InterruptFlag
@@ -282,7 +282,8 @@ class TrainingLoop:
 
     def _forward(self, local: torch.Tensor, t: float):
         with self.precision.autocast(self.device):
-            if self.profile and not self.dist.enabled and not hasattr(self.net, "sample"):
+            # the plain step is timed in two parts; mini-batch and row steps as one "forward+loss"
+            if self.profile and not self.dist.enabled and isinstance(self.net, TrainStep):
                 out = self.model()
                 t = self._tick("forward", t)
                 loss, parts = self.model.loss(out, local)
