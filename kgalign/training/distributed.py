@@ -103,3 +103,25 @@ def wrap_model(model: torch.nn.Module, info: DistInfo, device: torch.device, ste
     # Training-time state (e.g. NoCo's noise scales) changes only in model.after_step() from the
     # full-graph forward pass, which every rank computes identically, so replicas stay equal.
     return DDP(model, device_ids=ids, static_graph=True, broadcast_buffers=False)
+
+
+def sync_state(model: torch.nn.Module, info: DistInfo) -> None:
+    """Make the model's persistent buffers (training-time state such as NoCo's noise scales) equal on every rank.
+
+    Needed when ranks update that state from different rows (mini-batch and loss-rows steps see only their
+    share of the batch): floating buffers are averaged, others taken from rank 0. The feature buffers are
+    not persistent and are left alone.
+    """
+    if not info.enabled:
+        return
+    import torch.distributed as dist
+
+    persistent = set(model.state_dict(keep_vars=True))
+    for name, buf in model.named_buffers():
+        if name not in persistent:
+            continue
+        if buf.is_floating_point():
+            dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+            buf.div_(info.world_size)
+        else:
+            dist.broadcast(buf, src=0)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from kgalign.errors import KgalignError
-from kgalign.training.distributed import DistInfo, TrainStep, any_rank, shard_links
+from kgalign.training.distributed import DistInfo, TrainStep, any_rank, shard_links, sync_state
 from kgalign.training.optim import Optimizers
 from kgalign.training.schedule import Phase
 from kgalign.training.signals import InterruptFlag
@@ -312,6 +312,8 @@ class TrainingLoop:
         with self.model.on(sub) if sub is not None else nullcontext():
             self.model.after_step(out)
             metrics = self.model.step_metrics(out)
+        if sub is not None:  # each rank updated its state from its own rows: agree on one
+            sync_state(self.model, self.dist)
         w = len(batch)
         prog.count += w
         prog.sums["loss"] = prog.sums.get("loss", 0.0) + value * w
