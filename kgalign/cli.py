@@ -705,7 +705,7 @@ def align_cmd(
     nprobe: int = typer.Option(32, "--nprobe", help="IVF cells scanned per query."),
     hnsw_m: int = typer.Option(32, "--hnsw-m", help="HNSW links per node."),
     ef_search: int = typer.Option(128, "--ef-search", help="HNSW search breadth."),
-    rerank: Optional[int] = typer.Option(None, "--rerank", help="FAISS + CSLS: cosine candidates per source rescored [max(2 topk, 20)]."),
+    rerank: Optional[int] = typer.Option(None, "--rerank", help="FAISS + CSLS: cosine candidates per source rescored [max(3 topk, 30)]."),
     memory_budget: int = typer.Option(512, "--memory-budget", help="MiB for one block of exact scores (sets the rows per block)."),
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,

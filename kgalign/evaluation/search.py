@@ -43,7 +43,7 @@ AUTO_FAISS_CELLS = 10**9
 @dataclass
 class SearchOptions:
     """How to find the top-k candidates. ``rerank``: cosine candidates per source rescored by
-    CSLS on the FAISS path (default max(2k, 20))."""
+    CSLS on the FAISS path (default max(3k, 30))."""
 
     method: str = "exact"
     ann: AnnOptions = field(default_factory=AnnOptions)
@@ -71,12 +71,14 @@ class SearchOptions:
 @dataclass
 class TopK:
     """Candidates of m sources among p targets. scores float32 (m, k) best first, index int64 (m, k)
-    (-1 / -inf pads on the FAISS path); back: (p,) best source of each target or None; info: how."""
+    (-1 / -inf pads on the FAISS path); back: (p,) best source of each target or None; info: how;
+    knn: the FAISS forward cosine kNN lists (scores, ids) when asked for (``keep_knn``), to measure recall."""
 
     scores: np.ndarray
     index: np.ndarray
     back: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    knn: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def resolve_method(m: int, p: int, opts: SearchOptions) -> str:
@@ -101,6 +103,7 @@ def similarity_topk(
     csls_k: int = 3,
     back: bool = False,
     opts: SearchOptions | None = None,
+    keep_knn: bool = False,
 ) -> TopK:
     """Top-k targets of every source: A (m, d), B (p, d) L2-normalised -> :class:`TopK` (k' = min(k, p)).
 
@@ -116,6 +119,8 @@ def similarity_topk(
         res = _exact(A, B, k, similarity, csls_k, back, opts)
     else:
         res = _faiss(A, B, k, similarity, csls_k, back, opts)
+        if not keep_knn:
+            res.knn = None
     res.info.update(method=method, seconds=round(time.perf_counter() - t0, 3))
     return res
 
@@ -165,7 +170,7 @@ def _faiss(A, B, k, similarity, csls_k, back, opts: SearchOptions) -> TopK:
     m, p = a.shape[0], b.shape[0]
     kk = min(int(k), p)
     csls = similarity == "csls"
-    rerank = min(p, max(kk, opts.rerank or max(2 * kk, 20))) if csls else kk
+    rerank = min(p, max(kk, opts.rerank or max(3 * kk, 30))) if csls else kk
     kf = min(p, max(rerank, csls_k if csls else 1))
     t0 = time.perf_counter()
     index, desc = build_index(b, opts.ann)
@@ -177,7 +182,7 @@ def _faiss(A, B, k, similarity, csls_k, back, opts: SearchOptions) -> TopK:
     best = None
     if not csls and not back:
         s, i = _sorted_knn(fs, fi, kk)
-        return TopK(s, i, None, info)
+        return TopK(s, i, None, info, (fs, fi))
     # backward search: targets against an index of the sources (r_b, and each target's best source)
     kb = min(m, max(csls_k if csls else 1, rerank if back else 1))
     index, desc_b = build_index(a, opts.ann)
@@ -186,12 +191,12 @@ def _faiss(A, B, k, similarity, csls_k, back, opts: SearchOptions) -> TopK:
     info.update(index_back=desc_b, back_s=round(time.perf_counter() - t2, 3))
     if not csls:
         s, i = _sorted_knn(fs, fi, kk)
-        return TopK(s, i, _sorted_knn(bs, bi, 1)[1][:, 0], info)
+        return TopK(s, i, _sorted_knn(bs, bi, 1)[1][:, 0], info, (fs, fi))
     r_a, r_b = _means(fs, csls_k), _means(bs, csls_k)
     s, i = _csls_rescore(fs[:, :rerank], fi[:, :rerank], r_a, r_b, kk)
     if back:
         best = _csls_rescore(bs, bi, r_b, r_a, 1)[1][:, 0]
-    return TopK(s, i, best, info)
+    return TopK(s, i, best, info, (fs, fi))
 
 
 def neighbour_means(X: torch.Tensor, B: torch.Tensor, k: int, opts: SearchOptions | None = None) -> torch.Tensor:
