@@ -707,6 +707,9 @@ def align_cmd(
     ef_search: int = typer.Option(128, "--ef-search", help="HNSW search breadth."),
     rerank: Optional[int] = typer.Option(None, "--rerank", help="FAISS + CSLS: cosine candidates per source rescored [max(3 topk, 30)]."),
     memory_budget: int = typer.Option(512, "--memory-budget", help="MiB for one block of exact scores (sets the rows per block)."),
+    precision: str = typer.Option(
+        "float32", "--precision", help="Exact search products: float32, or bfloat16/float16 rescored in float32 (same result; for GPUs)."
+    ),
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
     as_json: bool = typer.Option(False, "--json", help="Summary as JSON on stdout (otherwise on stderr)."),
@@ -747,6 +750,7 @@ def align_cmd(
         ef_search=ef_search,
         rerank=rerank,
         memory_budget_mib=memory_budget,
+        precision=precision,
     )
     if as_json:
         emit_json(summary)

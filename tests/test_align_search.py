@@ -115,7 +115,7 @@ def test_cli_align_search_faiss_end_to_end(tmp_path):
     assert sum(x in gold for x in acc) >= 36  # of the 40 non-training links (dangling entities also get partners)
     assert len({a for a, _ in acc}) == len(acc) and len({b for _, b in acc}) == len(acc)  # greedy 1:1
     exact = tmp_path / "exact.tsv"
-    align_run(run, output=exact, search="exact", memory_budget_mib=1)
+    align_run(run, output=exact, search="exact", memory_budget_mib=1, precision="bfloat16")
     assert sorted(acc) == sorted(_accepted(exact))  # IVF with every cell probed is exact here
 
 
@@ -143,6 +143,7 @@ def test_bad_search_flags_are_input_errors(tmp_path):
         (["--index", "lsh"], "--index must be one of"),
         (["--nprobe", "0"], "--nprobe must be at least 1"),
         (["--memory-budget", "0"], "--memory-budget must be at least 1"),
+        (["--precision", "int8"], "--precision must be one of"),
     ):
         p = CliRunner().invoke(app, ["align", str(run), *args, "-o", str(tmp_path / "x.tsv")])
         assert p.exit_code == 2 and msg in p.output, p.output

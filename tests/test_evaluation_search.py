@@ -124,3 +124,24 @@ def test_auto_picks_exact_for_small_inputs_and_nlist_rule():
         similarity_topk(A, B, 3, opts=SearchOptions(method="annoy"))
     with pytest.raises(ValueError, match="index must be one of"):
         similarity_topk(A, B, 3, opts=SearchOptions(method="faiss", ann=AnnOptions(kind="lsh")))
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+@pytest.mark.parametrize("similarity", ["cosine", "csls"])
+def test_low_precision_products_give_the_float32_result(precision, similarity):
+    # integer data (exact in every format, many ties) and clustered float data (near ties, rows recomputed)
+    a, b = _integer_data(4, 31, 19)
+    A, B = torch.from_numpy(a), torch.from_numpy(b)
+    for scale in (None, 1.0):
+        if scale is not None:
+            A, B = _clustered(5, 300, 16, 6, 0.2, 0.05)
+        want = similarity_topk(A, B, 5, similarity=similarity, csls_k=2, back=True)
+        got = similarity_topk(A, B, 5, similarity=similarity, csls_k=2, back=True, opts=SearchOptions(precision=precision, block_size=64))
+        same = got.index == want.index
+        # where the order differs, the float32 scores are equal up to rounding
+        assert same.mean() > 0.97
+        np.testing.assert_allclose(got.scores, want.scores, rtol=0, atol=2e-6)
+        assert (got.back == want.back).mean() > 0.97
+        if scale is None:
+            assert same.all() and (got.back == want.back).all()
+    assert got.info["precision"] == precision and got.info["delta"] > 0

@@ -32,6 +32,7 @@ from kgalign.evaluation.similarity import blocked_topk, csls_neighbour_means
 log = logging.getLogger("kgalign")
 
 SEARCH_METHODS = ("exact", "faiss", "auto")
+PRECISIONS = ("float32", "bfloat16", "float16")
 SIMILARITIES = ("cosine", "csls")
 # Bytes per score in a block: the float32 block plus topk/cat temporaries (measured: benchmarks/scale_search.py).
 BYTES_PER_SCORE = 16
@@ -51,6 +52,7 @@ class SearchOptions:
     block_size: int = 4096
     rerank: int | None = None
     auto_cells: int = AUTO_FAISS_CELLS
+    precision: str = "float32"  # exact path: products in float32, or bfloat16/float16 + certified rescoring
 
     def check(self) -> None:
         if self.method not in SEARCH_METHODS:
@@ -61,6 +63,8 @@ class SearchOptions:
             raise ValueError(f"block size must be at least 1, got {self.block_size}")
         if self.rerank is not None and self.rerank < 1:
             raise ValueError(f"rerank must be at least 1, got {self.rerank}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         self.ann.check()
 
     @property
@@ -126,6 +130,8 @@ def similarity_topk(
 
 
 def _exact(A, B, k, similarity, csls_k, back, opts: SearchOptions) -> TopK:
+    if opts.precision != "float32":
+        return _exact_low_precision(A, B, k, similarity, csls_k, back, opts)
     kw = dict(block_size=opts.block_size, max_block_elems=opts.max_block_elems)
     r_a = r_b = None
     if similarity == "csls" and A.shape[0] and B.shape[0]:
@@ -139,6 +145,29 @@ def _exact(A, B, k, similarity, csls_k, back, opts: SearchOptions) -> TopK:
             best = np.full(B.shape[0], -1, np.int64)
     info = {"block_rows": min(opts.block_size, max(1, opts.max_block_elems // max(1, B.shape[0]))), "memory_budget": opts.memory_budget}
     return TopK(scores.float().cpu().numpy(), index.cpu().numpy(), best, info)
+
+
+def _exact_low_precision(A, B, k, similarity, csls_k, back, opts: SearchOptions) -> TopK:
+    """Same result as float32 (up to float32 rounding), products in bfloat16/float16 (kgalign/evaluation/certified.py)."""
+    from kgalign.evaluation.certified import certified_neighbour_means, certified_topk
+
+    kw = dict(dtype_name=opts.precision, block_size=opts.block_size, max_block_elems=opts.max_block_elems)
+    A, B = A.float(), B.float()
+    r_a = r_b = None
+    recomputed = 0
+    if similarity == "csls" and A.shape[0] and B.shape[0]:
+        r_a, r_b, recomputed = certified_neighbour_means(A, B, csls_k, **kw)
+    scores, index, info = certified_topk(A, B, k, r_a=r_a, r_b=r_b, **kw)
+    recomputed += info["rows_recomputed"]
+    best = None
+    if back:
+        best = np.full(B.shape[0], -1, np.int64)
+        if A.shape[0]:
+            _, bi, binfo = certified_topk(B, A, 1, r_a=r_b, r_b=r_a, **kw)
+            best = bi[:, 0].cpu().numpy()
+            recomputed += binfo["rows_recomputed"]
+    info = {"precision": opts.precision, "rows_recomputed_float32": recomputed, "delta": info["delta"], "memory_budget": opts.memory_budget}
+    return TopK(scores.cpu().numpy(), index.cpu().numpy(), best, info)
 
 
 def _means(scores: np.ndarray, k: int) -> np.ndarray:

@@ -38,6 +38,7 @@ def align_run(
     ef_search: int = 128,
     rerank: int | None = None,
     memory_budget_mib: int = 512,
+    precision: str = "float32",
 ) -> dict:
     """Predict pairs for a run and write them (RUN/predictions.tsv by default). Returns the summary.
 
@@ -46,7 +47,7 @@ def align_run(
     from kgalign.fsutil import check_output_file
 
     _check_align_numbers(threshold, review_threshold, topk, csls_k, block_size)
-    opts = search_options(search, index, nlist, nprobe, hnsw_m, ef_search, rerank, memory_budget_mib)
+    opts = search_options(search, index, nlist, nprobe, hnsw_m, ef_search, rerank, memory_budget_mib, precision)
     if output is not None:
         check_output_file(output, "the predictions file")  # before the work, not after
     if device is not None:
@@ -97,7 +98,7 @@ def align_run(
     return meta
 
 
-def search_options(search, index, nlist, nprobe, hnsw_m, ef_search, rerank, memory_budget_mib):
+def search_options(search, index, nlist, nprobe, hnsw_m, ef_search, rerank, memory_budget_mib, precision="float32"):
     """SearchOptions from the CLI's flags; a bad value is an InputError naming the flag. faiss is
     checked here when asked for, so that a missing extra stops before any work."""
     from kgalign.evaluation.ann import AnnOptions, require_faiss
@@ -109,7 +110,7 @@ def search_options(search, index, nlist, nprobe, hnsw_m, ef_search, rerank, memo
     if memory_budget_mib < 1:
         raise InputError(f"--memory-budget must be at least 1 (MiB), got {memory_budget_mib}")
     ann = AnnOptions(kind=index, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_search=ef_search)
-    opts = SearchOptions(method=search, ann=ann, rerank=rerank, memory_budget=int(memory_budget_mib) << 20)
+    opts = SearchOptions(method=search, ann=ann, rerank=rerank, memory_budget=int(memory_budget_mib) << 20, precision=precision)
     try:
         opts.check()
     except ValueError as exc:
