@@ -7,8 +7,10 @@ install command. Inputs are L2-normalised float32 rows, so inner product = cosin
 Index kinds (``kind``):
 
 - ``flat``: ``IndexFlatIP``, exact brute force (BLAS), the reference.
-- ``ivf``: ``IndexIVFFlat`` with ``nlist`` spherical k-means cells trained on a sample
-  of at most ``64 * nlist`` vectors; a query scans its ``nprobe`` nearest cells.
+- ``ivf``: ``IndexIVFFlat`` with ``nlist`` spherical k-means cells (``niter`` iterations) trained
+  on a sample of at most ``train_per_cell * nlist`` vectors; a query scans its ``nprobe``
+  nearest cells. :func:`refill` reuses the trained cells for the other side (both sides live
+  in one embedding space), so only one k-means runs per alignment.
 - ``hnsw``: ``IndexHNSWFlat`` graph with ``hnsw_m`` links per node,
   ``ef_construction`` while building and ``ef_search`` while searching.
 - ``auto``: ``flat`` up to ``flat_max`` indexed vectors, ``ivf`` above.
@@ -44,6 +46,8 @@ class AnnOptions:
     flat_max: int = DEFAULT_FLAT_MAX
     threads: int | None = None  # OpenMP threads for faiss; None keeps faiss's default
     seed: int = 0
+    niter: int = 10  # k-means iterations (the cost of training is nlist x sample x d x niter)
+    train_per_cell: int = 40  # training vectors per cell (faiss warns below 39)
 
     def check(self) -> None:
         if self.kind not in INDEX_KINDS:
@@ -105,10 +109,11 @@ def build_index(base: np.ndarray, opts: AnnOptions):
         index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.spherical = True  # centroids on the unit sphere: cells by cosine
         index.cp.seed = int(opts.seed)
+        index.cp.niter = int(opts.niter)
         sample = base
-        if n > 64 * nlist:
+        if n > opts.train_per_cell * nlist:
             rng = np.random.default_rng(opts.seed)
-            sample = base[np.sort(rng.choice(n, 64 * nlist, replace=False))]
+            sample = base[np.sort(rng.choice(n, opts.train_per_cell * nlist, replace=False))]
         index.train(sample)
         index.nprobe = min(int(opts.nprobe), nlist)
         desc = f"IVF{nlist},Flat nprobe={index.nprobe}"
@@ -122,6 +127,19 @@ def build_index(base: np.ndarray, opts: AnnOptions):
     if n:
         index.add(base)
     return index, desc
+
+
+def refill(index, base: np.ndarray, opts: AnnOptions, desc: str):
+    """The same index kind over other vectors: a trained IVF keeps its cells (no second k-means),
+    flat is emptied and refilled; HNSW is rebuilt. Returns (index, description)."""
+    faiss = require_faiss()
+    if isinstance(index, (faiss.IndexIVFFlat, faiss.IndexFlat)) and index.ntotal:
+        index.reset()
+        base = np.ascontiguousarray(base, dtype=np.float32)
+        if base.shape[0]:
+            index.add(base)
+        return index, desc + (" (cells reused)" if isinstance(index, faiss.IndexIVFFlat) else "")
+    return build_index(base, opts)
 
 
 def search(index, queries: np.ndarray, k: int, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:

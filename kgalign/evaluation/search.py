@@ -192,7 +192,7 @@ def _sorted_knn(cos: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, n
 
 
 def _faiss(A, B, k, similarity, csls_k, back, opts: SearchOptions) -> TopK:
-    from kgalign.evaluation.ann import build_index, search
+    from kgalign.evaluation.ann import build_index, refill, search
 
     a = A.detach().float().cpu().numpy()
     b = B.detach().float().cpu().numpy()
@@ -205,16 +205,16 @@ def _faiss(A, B, k, similarity, csls_k, back, opts: SearchOptions) -> TopK:
     index, desc = build_index(b, opts.ann)
     t1 = time.perf_counter()
     fs, fi = search(index, a, kf)
-    del index
     t2 = time.perf_counter()
     info = {"index": desc, "build_s": round(t1 - t0, 3), "search_s": round(t2 - t1, 3), "rerank": rerank if csls else None}
     best = None
     if not csls and not back:
+        del index
         s, i = _sorted_knn(fs, fi, kk)
         return TopK(s, i, None, info, (fs, fi))
     # backward search: targets against an index of the sources (r_b, and each target's best source)
     kb = min(m, max(csls_k if csls else 1, rerank if back else 1))
-    index, desc_b = build_index(a, opts.ann)
+    index, desc_b = refill(index, a, opts.ann, desc)
     bs, bi = search(index, b, kb)
     del index
     info.update(index_back=desc_b, back_s=round(time.perf_counter() - t2, 3))
