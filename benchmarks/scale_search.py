@@ -41,7 +41,7 @@ SAMPLE_SEED = 1
 
 
 def _data_path(args) -> Path:
-    return Path(args.out) / f"emb-{args.n}-{args.dim}.npy"
+    return Path(args.out) / f"emb-{args.n}-{args.dim}-s{args.spread}-z{args.noise}-r{args.seed}.npy"
 
 
 def make_embeddings(args) -> Path:
@@ -170,7 +170,7 @@ def stage_faiss(args) -> dict:
 
 
 def _child(args, stage: str) -> tuple[dict, float]:
-    """Run a stage in a child process; (its result, its peak RSS in GiB)."""
+    """Run a stage in a child process; (its result with its CPU seconds, its peak RSS in GiB)."""
     cmd = [sys.executable, __file__, *sys.argv[1:], "--stage", stage]
     res_path = Path(args.out) / f".{stage}-{args.n}.json"
     res_path.unlink(missing_ok=True)
@@ -179,7 +179,9 @@ def _child(args, stage: str) -> tuple[dict, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"stage {stage} failed with exit code {proc.returncode}")
-    return json.loads(res_path.read_text()), usage.ru_maxrss / (1 << 20)  # KiB -> GiB
+    res = json.loads(res_path.read_text())
+    res["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)  # the work, less dependent on the load than wall time
+    return res, usage.ru_maxrss / (1 << 20)  # KiB -> GiB
 
 
 def _recall(approx, exact, k) -> float:
