@@ -192,6 +192,20 @@ def _recall(approx, exact, k) -> float:
     return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(approx.tolist(), exact.tolist(), strict=False)]))
 
 
+def _recalls(out: Path, args) -> dict:
+    """recall@1/@10 of the FAISS lists against the exact ones on the sample, where both files exist."""
+    import numpy as np
+
+    res = {}
+    for sim in ("cos", "csls"):
+        ex, fa = out / f"exact-{sim}-{args.n}-{args.dim}.npy", out / f"faiss-{sim}-{args.n}-{args.dim}.npy"
+        if ex.exists() and fa.exists():
+            e, f = np.load(ex), np.load(fa)
+            name = "cosine" if sim == "cos" else "csls"
+            res.update({f"recall1_{name}": _recall(f, e, 1), f"recall10_{name}": _recall(f, e, 10)})
+    return res
+
+
 def _record(args, stage: str, seconds: float, rss: float, extra: dict) -> dict:
     load = os.getloadavg()
     return {
@@ -237,8 +251,6 @@ def main() -> None:
     t0 = time.perf_counter()
     make_embeddings(args)
     print(f"embeddings: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    import numpy as np
-
     stages = [s for s in args.stages.split(",") if s]  # "" only writes the embeddings
     done = {}
     for stage in stages:
@@ -250,17 +262,15 @@ def main() -> None:
         records.append(_record(args, "search_exact", ex["seconds"], rss, dict(ex, dim=args.dim)))
     if "faiss" in done:
         fa, rss = done["faiss"]
-        extra = dict(fa, dim=args.dim, sample=min(args.n, args.sample))
-        ec, fc = np.load(out / f"exact-cos-{args.n}-{args.dim}.npy"), np.load(out / f"faiss-cos-{args.n}-{args.dim}.npy")
-        extra.update(recall1_cosine=_recall(fc, ec, 1), recall10_cosine=_recall(fc, ec, 10))
-        if (out / f"exact-csls-{args.n}-{args.dim}.npy").exists():  # from this run's or an earlier exact stage
-            es, fs = np.load(out / f"exact-csls-{args.n}-{args.dim}.npy"), np.load(out / f"faiss-csls-{args.n}-{args.dim}.npy")
-            extra.update(recall1_csls=_recall(fs, es, 1), recall10_csls=_recall(fs, es, 10))
-        records.append(_record(args, "search_faiss", fa["search_s"], rss, extra))
+        records.append(_record(args, "search_faiss", fa["search_s"], rss, dict(fa, dim=args.dim, sample=min(args.n, args.sample))))
         match = {k: fa[k] for k in fa if k.startswith(("greedy", "stable", "hungarian", "one_to_one", "match", "hits1_greedy"))}
-        records.append(
-            _record(args, "match", fa["greedy_s"], rss, dict(match, candidates="faiss csls top-10", note="peak RSS: the faiss stage's"))
-        )
+        match.update(candidates="faiss csls top-10", note="peak RSS: the faiss stage's")
+        records.append(_record(args, "match", fa["greedy_s"], rss, match))
+    elif (out / f"search_faiss-{args.n}.json").exists():  # an earlier faiss run: add the recall once exact has run
+        records.append(json.loads((out / f"search_faiss-{args.n}.json").read_text()))
+    for r in records:
+        if r["stage"] == "search_faiss":
+            r["extra"].update(_recalls(out, args))
     for r in records:
         (out / f"{r['stage']}-{args.n}.json").write_text(json.dumps(r, indent=1) + "\n")
         print(json.dumps(r))
