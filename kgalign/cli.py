@@ -783,6 +783,19 @@ def align_cmd(
     ),
     block_size: int = typer.Option(4096, "--block-size", help="Rows per similarity block (memory bound)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N [cpu]."),
+    search: str = typer.Option(
+        "auto", "--search", help="exact (blocked), faiss (approximate; kgalign[ann]) or auto (faiss above 1e9 source x target pairs)."
+    ),
+    index: str = typer.Option("auto", "--index", help="FAISS index: auto (flat up to 50k targets, else ivf), flat, ivf or hnsw."),
+    nlist: Optional[int] = typer.Option(None, "--nlist", help="IVF cells [4 sqrt(targets)]."),
+    nprobe: int = typer.Option(32, "--nprobe", help="IVF cells scanned per query."),
+    hnsw_m: int = typer.Option(32, "--hnsw-m", help="HNSW links per node."),
+    ef_search: int = typer.Option(128, "--ef-search", help="HNSW search breadth."),
+    rerank: Optional[int] = typer.Option(None, "--rerank", help="FAISS + CSLS: cosine candidates per source rescored [max(3 topk, 30)]."),
+    memory_budget: int = typer.Option(512, "--memory-budget", help="MiB for one block of exact scores (sets the rows per block)."),
+    precision: str = typer.Option(
+        "float32", "--precision", help="Exact search products: float32, or bfloat16/float16 rescored in float32 (same result; for GPUs)."
+    ),
     quiet: bool = QuietOpt,
     verbose: bool = VerboseOpt,
     as_json: bool = typer.Option(False, "--json", help="Summary as JSON on stdout (otherwise on stderr)."),
@@ -794,6 +807,8 @@ def align_cmd(
       kgalign align run --threshold 0.5 --review-threshold 0.3
 
       kgalign align run --candidates test --strategy hungarian -o test-pairs.tsv
+
+      kgalign align run --search faiss --index ivf --nprobe 64 --topk 10
     """
     setup_logging(quiet, verbose)
     from kgalign.export.api import align_run
@@ -813,6 +828,15 @@ def align_cmd(
         include_seeds=not no_seeds,
         block_size=block_size,
         device=device,
+        search=search,
+        index=index,
+        nlist=nlist,
+        nprobe=nprobe,
+        hnsw_m=hnsw_m,
+        ef_search=ef_search,
+        rerank=rerank,
+        memory_budget_mib=memory_budget,
+        precision=precision,
     )
     if as_json:
         emit_json(summary)

@@ -10,7 +10,7 @@ fi
 . .venv/bin/activate
 # Skip the install when pyproject.toml and constraints.txt are unchanged since the last one.
 stamp=.venv/.kgalign-install-stamp
-extras="dev,multilingual"   # multilingual: a numpy-only offline encoder, so its tests run too
+extras="dev,multilingual,ann"   # multilingual: a numpy-only offline encoder; ann: faiss-cpu; so their tests run too
 want=$( (cat pyproject.toml constraints.txt; echo "$extras") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! python -c "import kgalign" 2>/dev/null; then
   python -m pip install -q --upgrade pip >/dev/null 2>&1 || true

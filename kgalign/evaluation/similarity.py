@@ -68,6 +68,23 @@ def csls_neighbour_means(
     return r_a, run.mean(0)
 
 
+def _topk_lowest_index_on_ties(S: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row top-k of S (r, p) where a tie at the k-th place goes to the lower column.
+
+    ``torch.topk`` picks any of the tied columns at the boundary; one extra place shows
+    whether a row has such a tie, and only those rows are sorted stably (rare in float data)."""
+    p = S.shape[1]
+    if k >= p:
+        return torch.topk(S, k, dim=1, sorted=True)
+    v, i = torch.topk(S, k + 1, dim=1, sorted=True)
+    tie = torch.nonzero(v[:, k] == v[:, k - 1]).flatten()
+    v, i = v[:, :k].clone(), i[:, :k].clone()
+    if tie.numel():
+        sv, si = torch.sort(S[tie], dim=1, descending=True, stable=True)
+        v[tie], i[tie] = sv[:, :k], si[:, :k]
+    return v, i
+
+
 def blocked_topk(
     A: torch.Tensor,
     B: torch.Tensor,
@@ -94,7 +111,7 @@ def blocked_topk(
         S = A[s:e] @ B.T
         if r_a is not None:
             S.mul_(2).sub_(r_a[s:e, None]).sub_(r_b[None, :])
-        v, i = torch.topk(S, kk, dim=1, sorted=True)
+        v, i = _topk_lowest_index_on_ties(S, kk)
         # topk's order among equal scores is unspecified: re-sort by (score desc, index asc).
         i, perm = torch.sort(i, dim=1)
         v = v.gather(1, perm)

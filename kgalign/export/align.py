@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from kgalign.evaluation.similarity import DEFAULT_MAX_BLOCK_ELEMS, blocked_topk, csls_neighbour_means, normalise, row_blocks
+from kgalign.evaluation.search import SearchOptions, neighbour_means, similarity_topk
+from kgalign.evaluation.similarity import DEFAULT_MAX_BLOCK_ELEMS, csls_neighbour_means, normalise, row_blocks
 from kgalign.export import matching
 
 SCOPES = ("all", "test")
@@ -69,7 +70,7 @@ def _dense_scores(A, B, r_a, r_b, block_size, max_block_elems) -> np.ndarray:
     return out
 
 
-def _pair_scores(E, pairs, A, B, similarity, csls_k, block_size, max_block_elems) -> np.ndarray:
+def _pair_scores(E, pairs, A, B, similarity, csls_k, opts: SearchOptions) -> np.ndarray:
     """Scores of given (kg1, kg2) id pairs; CSLS neighbourhoods against the candidate sets A, B."""
     if len(pairs) == 0:
         return np.zeros(0)
@@ -77,9 +78,23 @@ def _pair_scores(E, pairs, A, B, similarity, csls_k, block_size, max_block_elems
     cos = (x * y).sum(1)
     if similarity == "cosine":
         return cos.double().cpu().numpy()
-    rx, _ = csls_neighbour_means(x, B, csls_k, block_size=block_size, max_block_elems=max_block_elems)
-    ry, _ = csls_neighbour_means(y, A, csls_k, block_size=block_size, max_block_elems=max_block_elems)
+    rx = neighbour_means(x, B, csls_k, opts)
+    ry = neighbour_means(y, A, csls_k, opts)
     return (cos * 2 - rx - ry).double().cpu().numpy()
+
+
+def _search_options(search: SearchOptions | None, block_size: int, max_block_elems: int) -> SearchOptions:
+    """The caller's options (default: exact), with the block limits of the older keywords applied."""
+    from dataclasses import replace
+
+    from kgalign.evaluation.search import BYTES_PER_SCORE
+
+    opts = replace(search) if search is not None else SearchOptions()
+    opts.block_size = block_size
+    if max_block_elems != DEFAULT_MAX_BLOCK_ELEMS:
+        opts.memory_budget = min(opts.memory_budget, max_block_elems * BYTES_PER_SCORE)
+    opts.check()
+    return opts
 
 
 def align_embeddings(
@@ -101,8 +116,12 @@ def align_embeddings(
     max_block_elems: int = DEFAULT_MAX_BLOCK_ELEMS,
     hungarian_dense_max: int = matching.HUNGARIAN_DENSE_MAX,
     device=None,
+    search: SearchOptions | None = None,
 ) -> Predictions:
-    """emb: (n, D) global ids; kg: (n,) 1/2; links: (L, 2) with ``link_split`` (L,) labels."""
+    """emb: (n, D) global ids; kg: (n,) 1/2; links: (L, 2) with ``link_split`` (L,) labels.
+
+    ``search`` chooses exact blocked search (default; its ``memory_budget`` sizes the blocks, and
+    ``max_block_elems`` caps them) or FAISS (kgalign/evaluation/search.py)."""
     if similarity not in SIMILARITIES:
         raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
     if score not in SIMILARITIES:
@@ -121,22 +140,25 @@ def align_embeddings(
     src, tgt = _scope(kg, links, split, scope)
     A = E[torch.as_tensor(src)]
     B = E[torch.as_tensor(tgt)]
-    r_a = r_b = None
-    if similarity == "csls" and len(src) and len(tgt):
-        r_a, r_b = csls_neighbour_means(A, B, csls_k, block_size=block_size, max_block_elems=max_block_elems)
-    kw = dict(block_size=block_size, max_block_elems=max_block_elems)
+    opts = _search_options(search, block_size, max_block_elems)
     hungarian_mode = None
+    search_info: dict = {"method": "exact"}
     if strategy == "hungarian" and len(src) * len(tgt) <= hungarian_dense_max:
-        s, t, c = matching.hungarian_dense(_dense_scores(A, B, r_a, r_b, block_size, max_block_elems))
+        r_a = r_b = None
+        if similarity == "csls" and len(src) and len(tgt):
+            r_a, r_b = csls_neighbour_means(A, B, csls_k, block_size=block_size, max_block_elems=opts.max_block_elems)
+        s, t, c = matching.hungarian_dense(_dense_scores(A, B, r_a, r_b, block_size, opts.max_block_elems))
         hungarian_mode = "dense"
     else:
-        scores, index = blocked_topk(A, B, 1 if strategy in ("top1", "mutual") else topk, r_a=r_a, r_b=r_b, **kw)
-        sc, ix = scores.double().cpu().numpy(), index.cpu().numpy()
+        res = similarity_topk(
+            A, B, 1 if strategy in ("top1", "mutual") else topk, similarity=similarity, csls_k=csls_k, back=strategy == "mutual", opts=opts
+        )
+        search_info = res.info
+        sc, ix = res.scores.astype(np.float64), res.index
         if strategy == "top1":
             s, t, c = matching.top1(sc, ix)
         elif strategy == "mutual":
-            _, back = blocked_topk(B, A, 1, r_a=r_b, r_b=r_a, **kw)
-            s, t, c = matching.mutual(sc, ix, back[:, 0].cpu().numpy() if len(tgt) else np.zeros(0, np.int64))
+            s, t, c = matching.mutual(sc, ix, res.back)
         elif strategy == "greedy":
             s, t, c = matching.greedy(sc, ix, len(tgt))
         elif strategy == "stable":
@@ -146,7 +168,7 @@ def align_embeddings(
             hungarian_mode = "sparse-topk"
     matched = len(s)
     if score_kind != similarity and len(s):
-        c = _pair_scores(E, np.stack([src[s], tgt[t]], 1), A, B, score_kind, csls_k, block_size, max_block_elems)
+        c = _pair_scores(E, np.stack([src[s], tgt[t]], 1), A, B, score_kind, csls_k, opts)
     status = np.full(len(s), "accepted", dtype=object)
     keep = np.ones(len(s), bool)
     if threshold is not None:
@@ -161,7 +183,7 @@ def align_embeddings(
     n_rev = len(status) - n_acc
     seeds = links[split == "train"]
     if include_seeds and len(seeds):
-        seed_scores = _pair_scores(E, seeds, A, B, score_kind, csls_k, block_size, max_block_elems)
+        seed_scores = _pair_scores(E, seeds, A, B, score_kind, csls_k, opts)
         kg1 = np.concatenate([kg1, seeds[:, 0]])
         kg2 = np.concatenate([kg2, seeds[:, 1]])
         score = np.concatenate([score, seed_scores])
@@ -182,5 +204,6 @@ def align_embeddings(
         "unmatched_sources": int(len(src) - n_acc - n_rev),
         "seeds": int(len(seeds)) if include_seeds else 0,
         "one_to_one": strategy in matching.ONE_TO_ONE,
+        "search": search_info,
     }
     return Predictions(kg1=kg1, kg2=kg2, score=score, status=status, summary=summary)

@@ -30,12 +30,24 @@ def align_run(
     block_size: int = 4096,
     device: str | None = None,
     dataset: str | os.PathLike | None = None,
+    search: str = "auto",
+    index: str = "auto",
+    nlist: int | None = None,
+    nprobe: int = 32,
+    hnsw_m: int = 32,
+    ef_search: int = 128,
+    rerank: int | None = None,
+    memory_budget_mib: int = 512,
+    precision: str = "float32",
 ) -> dict:
-    """Predict pairs for a run and write them (RUN/predictions.tsv by default). Returns the summary."""
+    """Predict pairs for a run and write them (RUN/predictions.tsv by default). Returns the summary.
+
+    ``search``/``index``/... choose the candidate search (kgalign/evaluation/search.py)."""
     from kgalign.export.align import align_embeddings
     from kgalign.fsutil import check_output_file
 
     _check_align_numbers(threshold, review_threshold, topk, csls_k, block_size)
+    opts = search_options(search, index, nlist, nprobe, hnsw_m, ef_search, rerank, memory_budget_mib, precision)
     if output is not None:
         check_output_file(output, "the predictions file")  # before the work, not after
     if device is not None:
@@ -62,6 +74,7 @@ def align_run(
             include_seeds=include_seeds,
             block_size=block_size,
             device=device,
+            search=opts,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -83,6 +96,28 @@ def align_run(
     write_predictions(out, table, meta)
     meta["output"] = str(out)
     return meta
+
+
+def search_options(search, index, nlist, nprobe, hnsw_m, ef_search, rerank, memory_budget_mib, precision="float32"):
+    """SearchOptions from the CLI's flags; a bad value is an InputError naming the flag. faiss is
+    checked here when asked for, so that a missing extra stops before any work."""
+    from kgalign.evaluation.ann import AnnOptions, require_faiss
+    from kgalign.evaluation.search import SearchOptions
+
+    for flag, value in (("--nlist", nlist), ("--nprobe", nprobe), ("--hnsw-m", hnsw_m), ("--ef-search", ef_search), ("--rerank", rerank)):
+        if value is not None and value < 1:
+            raise InputError(f"{flag} must be at least 1, got {value}")
+    if memory_budget_mib < 1:
+        raise InputError(f"--memory-budget must be at least 1 (MiB), got {memory_budget_mib}")
+    ann = AnnOptions(kind=index, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_search=ef_search)
+    opts = SearchOptions(method=search, ann=ann, rerank=rerank, memory_budget=int(memory_budget_mib) << 20, precision=precision)
+    try:
+        opts.check()
+    except ValueError as exc:
+        raise InputError(f"--{str(exc)}") from None
+    if search == "faiss":
+        require_faiss()
+    return opts
 
 
 def _check_align_numbers(threshold, review_threshold, topk, csls_k, block_size) -> None:

@@ -2,8 +2,11 @@
 
 Input for every strategy: ``scores`` float (m, k) and ``index`` int (m, k), the
 top-k targets of each of the m sources (row i: best first; index into the p
-targets). Output: ``(src, tgt, score)`` numpy arrays of the chosen pairs,
-sorted by source.
+targets; an approximate search may pad a short list with index -1, which is no
+edge). Output: ``(src, tgt, score)`` numpy arrays of the chosen pairs, sorted by
+source. Every strategy works on the m x k candidate lists only (memory O(m k + p));
+the dense Hungarian solver is the one exception, used only up to
+``HUNGARIAN_DENSE_MAX`` cells.
 
 - ``top1``: the best target of each source (a target may be chosen twice).
 - ``mutual``: pairs that are each other's best (needs ``best_source`` of each target).
@@ -39,7 +42,8 @@ def top1(scores: np.ndarray, index: np.ndarray):
     m = scores.shape[0]
     if m == 0 or scores.shape[1] == 0:
         return _pairs([], [], [])
-    return _pairs(np.arange(m), index[:, 0], scores[:, 0])
+    ok = index[:, 0] >= 0
+    return _pairs(np.arange(m)[ok], index[ok, 0], scores[ok, 0])
 
 
 def mutual(scores: np.ndarray, index: np.ndarray, best_source: np.ndarray):
@@ -48,16 +52,20 @@ def mutual(scores: np.ndarray, index: np.ndarray, best_source: np.ndarray):
     if m == 0 or scores.shape[1] == 0:
         return _pairs([], [], [])
     src = np.arange(m)
-    keep = best_source[index[:, 0]] == src
+    first = index[:, 0]
+    keep = (first >= 0) & (best_source[np.maximum(first, 0)] == src)
     return _pairs(src[keep], index[keep, 0], scores[keep, 0])
 
 
 def _edges(scores: np.ndarray, index: np.ndarray):
-    """Edges sorted by score desc, then source, then target."""
+    """Edges sorted by score desc, then source, then target (pads dropped)."""
     m, k = scores.shape
     src = np.repeat(np.arange(m), k)
     tgt = index.reshape(-1)
     sc = scores.reshape(-1)
+    ok = tgt >= 0
+    if not ok.all():
+        src, tgt, sc = src[ok], tgt[ok], sc[ok]
     order = np.lexsort((tgt, src, -sc))
     return src[order], tgt[order], sc[order]
 
@@ -67,6 +75,8 @@ def greedy(scores: np.ndarray, index: np.ndarray, n_targets: int | None = None):
     if m == 0 or scores.shape[1] == 0:
         return _pairs([], [], [])
     p = int(index.max()) + 1 if n_targets is None else n_targets
+    if p <= 0:
+        return _pairs([], [], [])
     src, tgt, sc = _edges(scores, index)
     used_s = np.zeros(m, bool)
     used_t = np.zeros(p, bool)
@@ -102,6 +112,9 @@ def stable(scores: np.ndarray, index: np.ndarray, n_targets: int | None = None):
             j = nxt[s]
             nxt[s] += 1
             t, c = ix[s][j], sc[s][j]
+            if t < 0:  # a pad: the list ends here
+                nxt[s] = k
+                break
             h = holder[t]
             # a target prefers the higher score; on a tie, the lower source id
             if h == -1 or c > held[t] or (c == held[t] and s < h):
@@ -143,6 +156,11 @@ def hungarian_sparse(scores: np.ndarray, index: np.ndarray, n_targets: int):
     src = np.repeat(np.arange(m), k)
     tgt = index.reshape(-1).astype(np.int64)
     sc = scores.reshape(-1).astype(np.float64)
+    ok = tgt >= 0
+    if not ok.all():
+        src, tgt, sc = src[ok], tgt[ok], sc[ok]
+    if sc.size == 0:
+        return _pairs([], [], [])
     # duplicate (i, j) edges cannot occur in top-k lists; keep the structure simple
     span = float(sc.max() - sc.min()) if sc.size else 0.0
     cost = (sc.max() - sc) + 1.0  # in [1, 1 + span]
