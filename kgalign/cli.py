@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -1003,6 +1004,10 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    finally:
+        # The command is over (its outputs written or cleaned up): a Ctrl-C during the interpreter's
+        # teardown (torch's finalizers run then) would only print a traceback over a finished command.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":  # pragma: no cover
