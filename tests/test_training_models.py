@@ -43,7 +43,7 @@ def _untrained_hits1(ds_path, name):
     return evaluate_embeddings(model.embed(), ds.links_for("valid"))["cosine"]["l2r"]["hits@1"]
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(trainable=True))
 def test_every_registered_model_learns(ds_path, tmp_path, name):
     before = _untrained_hits1(ds_path, name)
     res = train(ds_path, model=name, out_dir=tmp_path / "run", **FAST, **small(name))

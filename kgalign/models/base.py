@@ -120,7 +120,21 @@ class AlignmentModel(ABC, nn.Module):
     out of ``state_dict``). Subclasses implement :meth:`forward`, :meth:`loss`
     and :meth:`reset_parameters`; they may override the hooks
     :meth:`optimizer_groups`, :meth:`after_step` and :meth:`epoch_metrics`.
+
+    A training-free model sets ``trainable = False`` and implements :meth:`fit`: the trainer then
+    skips the training loop and optimizers and evaluates each round ``fit`` yields.
     """
+
+    trainable: bool = True
+
+    def fit(self, links: Tensor, excluded: Tensor | None = None):
+        """Training-free models only: compute the model's state from the training links (B, 2).
+
+        A generator with one step per round; each yields ``(links (B', 2), source (B',))``, the
+        links that round used (source 0: seed, ``i``: added before round ``i``), after which
+        :meth:`embed` gives that round's embeddings. ``excluded`` (E, 2): known non-matches.
+        """
+        raise NotImplementedError(f"{type(self).__name__} is trained by the training loop, not fit()")
 
     @abstractmethod
     def forward(self) -> ModelOutput:

@@ -318,6 +318,10 @@ class Trainer:
         self.chash = rundir.run_config_hash(cfg)
         # model, optimizers and callbacks before the directory: a bad option must not cost a --force'd old run
         self._build_model()
+        if not getattr(self.model, "trainable", True):  # training-free (lightea): no loop, no optimizer
+            from kgalign.training.free import run_training_free
+
+            return run_training_free(self)
         loop, selection, checkpointer = self._make_loop()
         load = self._prepare_dir_all_ranks()
         metrics_path = self.out / rundir.METRICS

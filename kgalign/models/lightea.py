@@ -1,0 +1,293 @@
+"""LightEA-style training-free alignment: random seed labels propagated over the graph (docs/models/lightea.md).
+
+No parameters are trained. :meth:`LightEA.fit` computes the embeddings from the training links in
+one pass per round; later rounds add confident mutual pairs (sparse Sinkhorn over top-k candidates
+of the entities without a link) as new seeds. Everything is sparse-dense products and chunked
+gathers, so memory is ``O(n * (ent_dim + rel_dim * mini_dim + views))`` plus the graph.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from kgalign.models.base import AlignmentModel, ModelOutput, modality_order
+from kgalign.models.inputs import ModelInputs
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_CHUNK_ELEMS = 1 << 24  # elements of one chunk of per-triple messages (64 MiB in float32)
+
+
+def csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> Tensor:
+    """float32 sparse CSR tensor; repeated (row, col) entries are summed."""
+    idx = torch.from_numpy(np.stack([rows, cols]).astype(np.int64))
+    coo = torch.sparse_coo_tensor(idx, torch.from_numpy(vals.astype(np.float32)), shape).coalesce()
+    return coo.to_sparse_csr()
+
+
+def spmm(a: Tensor, x: Tensor) -> Tensor:
+    """(r, c) sparse CSR @ (c, d) dense -> (r, d) float32 (x upcast once if stored in half precision)."""
+    return torch.sparse.mm(a, x.float())
+
+
+def gaussian(rows: int, cols: int, gen: torch.Generator) -> Tensor:
+    """(rows, cols) random matrix with unit-norm columns: a Johnson-Lindenstrauss projection."""
+    return F.normalize(torch.randn(rows, cols, generator=gen), dim=0)
+
+
+class Graph:
+    """The sparse operators of the propagation, built once from the relation triples.
+
+    Every triple (h, r, t) is used in both directions: (h, 2r, t) and its inverse (t, 2r+1, h).
+    Attributes:
+        adj: (n, n) CSR, entity-entity counts of triples between two entities, degree on the diagonal.
+        rel_from_head: (2R, n) CSR, 1 where the relation has the entity as head.
+        ent_from_rel: (n, 2R) CSR, 1 where the entity is the tail of the relation.
+        head, rel, tail: LongTensor (T,), the unique directed triples sorted by head.
+    """
+
+    def __init__(self, triples: Tensor, num_entities: int):
+        tri = triples.cpu().numpy().astype(np.int64).reshape(-1, 3)
+        h, r, t = tri[:, 0], tri[:, 1], tri[:, 2]
+        directed = np.stack([np.concatenate([h, t]), np.concatenate([2 * r, 2 * r + 1]), np.concatenate([t, h])], 1)
+        directed = np.unique(directed, axis=0) if len(directed) else directed.reshape(0, 3)
+        n = num_entities
+        self.num_relations = 2 * (int(r.max(initial=-1)) + 1)
+        dh, dr, dt = directed[:, 0], directed[:, 1], directed[:, 2]
+        deg = np.bincount(dh, minlength=n) + np.bincount(dt, minlength=n)
+        diag = np.arange(n)
+        self.adj = csr(np.concatenate([dh, diag]), np.concatenate([dt, diag]), np.concatenate([np.ones(len(dh)), deg]), (n, n))
+        R = max(self.num_relations, 1)
+        hr = np.unique(np.stack([dr, dh], 1), axis=0) if len(dh) else np.zeros((0, 2), np.int64)
+        tr = np.unique(np.stack([dt, dr], 1), axis=0) if len(dh) else np.zeros((0, 2), np.int64)
+        self.rel_from_head = csr(hr[:, 0], hr[:, 1], np.ones(len(hr)), (R, n))
+        self.ent_from_rel = csr(tr[:, 0], tr[:, 1], np.ones(len(tr)), (n, R))
+        self.head, self.rel, self.tail = (torch.from_numpy(np.ascontiguousarray(c)) for c in (dh, dr, dt))
+
+
+class LightEA(AlignmentModel):
+    """Training-free aligner (LightEA, Mao et al., Findings of EMNLP 2022), written for kgalign.
+
+    Options:
+        ent_dim: width of the random seed labels (near-orthogonal in high dimension).
+        rel_dim, mini_dim: relation-specific view = ``rel_dim`` relation channels x ``mini_dim``
+            random projections of the entity labels; its width is ``rel_dim * mini_dim``.
+        rounds: propagation depth (hops).
+        iterations: bootstrapping rounds after the first (0: seeds only).
+        threshold: a mutual pair becomes a seed when its Sinkhorn score exceeds this.
+        top_k: candidates per entity for the Sinkhorn normalisation.
+        sinkhorn_steps, sinkhorn_tau: alternating row/column normalisations of ``exp(sim / tau)``.
+        features: append the loaded feature modalities (names, attributes, images, ...) as views.
+        feature_dim: feature views wider than this are randomly projected to it.
+        feature_weight: weight of each feature view against the structural view (1 = equal).
+        dtype: storage of the kept embeddings: float32, float16 or bfloat16 (products run in float32).
+        block_size: query rows per block of the candidate search.
+    Shapes:
+        fit(links (B, 2)) yields per round; then forward() -> {"graph": (n, rel_dim*mini_dim),
+        <modality>: (n, d_m), "joint": (n, D)}.
+    """
+
+    trainable = False
+
+    def __init__(
+        self,
+        inputs: ModelInputs,
+        ent_dim: int = 256,
+        rel_dim: int = 32,
+        mini_dim: int = 8,
+        rounds: int = 2,
+        iterations: int = 1,
+        threshold: float = 0.5,
+        top_k: int = 10,
+        sinkhorn_steps: int = 15,
+        sinkhorn_tau: float = 0.02,
+        features: bool = True,
+        feature_dim: int = 128,
+        feature_weight: float = 1.0,
+        dtype: str = "float32",
+        block_size: int = 4096,
+    ):
+        super().__init__(inputs)
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if not 0 < threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        if inputs.kg is None:
+            raise ValueError("the inputs carry no KG membership (inputs.kg)")
+        self.ent_dim, self.rel_dim, self.mini_dim, self.rounds = ent_dim, rel_dim, mini_dim, rounds
+        self.iterations, self.threshold, self.top_k = iterations, threshold, top_k
+        self.sinkhorn_steps, self.sinkhorn_tau = sinkhorn_steps, sinkhorn_tau
+        self.use_features, self.feature_dim, self.feature_weight = features, feature_dim, feature_weight
+        self.dtype = DTYPES[dtype]
+        self.block_size = block_size
+        self.num_entities = inputs.num_entities
+        self.kg = inputs.kg.cpu()
+        self.graph = Graph(inputs.rel_triples, inputs.num_entities)
+        self.names = modality_order(inputs.features) if features else ["graph"]
+        # the seed of every random draw, from the global RNG (seeded by the run's seed): deterministic runs
+        self.register_buffer("seed", torch.randint(0, 2**62, (1,)))
+        self.views: dict[str, Tensor] = {}
+        self.device_ = inputs.edge_index.device
+
+    def reset_parameters(self) -> None:
+        self.seed.copy_(torch.randint(0, 2**62, (1,)))
+        self.views = {}
+
+    def generator(self, salt: int) -> torch.Generator:
+        return torch.Generator().manual_seed(int(self.seed) + salt)
+
+    # ------------------------------------------------------------ views
+    def labels(self, links: Tensor, gen: torch.Generator) -> Tensor:
+        """(n, ent_dim): one random unit vector per seed pair, on both of its entities; zero elsewhere."""
+        lab = torch.zeros(self.num_entities, self.ent_dim)
+        vec = F.normalize(torch.randn(len(links), self.ent_dim, generator=gen), dim=1)
+        lab.index_add_(0, links[:, 0].cpu(), vec)
+        lab.index_add_(0, links[:, 1].cpu(), vec)
+        return F.normalize(lab, dim=1)
+
+    def structure(self, links: Tensor, gen: torch.Generator) -> Tensor:
+        """(n, rel_dim * mini_dim) relation-specific view, rows L2-normalised."""
+        g = self.graph
+        ent = self.labels(links, gen)
+        width = self.rel_dim * self.mini_dim
+        # Y = [E_0 | ... | E_rounds] @ G accumulated round by round: the rounds are never stacked
+        y = ent @ gaussian(self.ent_dim, width, gen)
+        count = (ent.abs().sum(1) > 0).float()
+        rel = torch.zeros(max(g.num_relations, 1), self.ent_dim)
+        rels = [rel]
+        for _ in range(self.rounds):
+            new_rel = F.normalize(spmm(g.rel_from_head, ent), dim=1)
+            ent = F.normalize(spmm(g.adj, ent) + spmm(g.ent_from_rel, rel), dim=1)
+            rel = new_rel
+            rels.append(rel)
+            y += ent @ gaussian(self.ent_dim, width, gen)
+            count += (ent.abs().sum(1) > 0).float()
+        del ent
+        y /= count.clamp(min=1).sqrt()[:, None]  # as if the rounds' concatenation had been normalised first
+        rel_all = F.normalize(torch.cat(rels, 1), dim=1)
+        rel_feat = rel_all @ gaussian(rel_all.shape[1], self.rel_dim, gen)  # (2R, rel_dim)
+        return F.normalize(self._relation_messages(y, rel_feat), dim=1)
+
+    def _relation_messages(self, y: Tensor, rel_feat: Tensor) -> Tensor:
+        """out[h, c, :] = sum over triples (h, r, t) of rel_feat[r, c] * y[t, c, :], in chunks of triples."""
+        g = self.graph
+        rd, md = self.rel_dim, self.mini_dim
+        out = torch.zeros(self.num_entities, rd * md)
+        chunk = max(1, _CHUNK_ELEMS // (rd * md))
+        for s in range(0, len(g.head), chunk):
+            h, r, t = g.head[s : s + chunk], g.rel[s : s + chunk], g.tail[s : s + chunk]
+            msg = rel_feat[r].unsqueeze(2) * y[t].view(-1, rd, md)
+            out.index_add_(0, h, msg.view(-1, rd * md))
+        return out
+
+    def feature_views(self, gen: torch.Generator) -> dict[str, Tensor]:
+        """``{modality: (n, <= feature_dim)}``: each stored feature, randomly projected when wider, rows normalised."""
+        out = {}
+        for m in self.names[1:]:
+            x = self.features()[m].float().cpu()
+            if x.shape[1] > self.feature_dim:
+                x = x @ gaussian(x.shape[1], self.feature_dim, gen)
+            x = F.normalize(x, dim=1) * self.masks()[m].cpu().float()[:, None]
+            out[m] = x
+        return out
+
+    # ------------------------------------------------------------ fit
+    @torch.no_grad()
+    def fit(self, links: Tensor, excluded: Tensor | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Compute the views from the seed ``links`` (B, 2); one round per ``next()``.
+
+        Yields ``(links (B', 2), source (B',))`` after each round: the links the round used, with
+        source 0 for seeds and ``i`` for pairs bootstrapped before round ``i``. :meth:`embed` then gives
+        that round's embeddings. ``excluded`` (E, 2): known non-matches, never added.
+        """
+        links = torch.as_tensor(links, dtype=torch.long).cpu().reshape(-1, 2)
+        source = torch.zeros(len(links), dtype=torch.long)
+        feats = self.feature_views(self.generator(1)) if self.use_features else {}
+        for it in range(self.iterations + 1):
+            views = {"graph": self.structure(links, self.generator(100 + it)), **feats}
+            self.views = {k: v.to(self.dtype) for k, v in views.items()}
+            yield links.numpy().copy(), source.numpy().copy()
+            if it == self.iterations:
+                break
+            new = self.propose(self.joint(), links, excluded)
+            if len(new) == 0:
+                break
+            links = torch.cat([links, new])
+            source = torch.cat([source, torch.full((len(new),), it + 1, dtype=torch.long)])
+
+    def joint(self) -> Tensor:
+        """(n, D) concatenation of the views (structure weight 1, each feature view ``feature_weight``)."""
+        parts = [self.views["graph"].float()]
+        parts += [self.views[m].float() * self.feature_weight for m in self.names[1:]]
+        return torch.cat(parts, 1)
+
+    def propose(self, emb: Tensor, links: Tensor, excluded: Tensor | None) -> Tensor:
+        """(k, 2) new pairs among the entities without a link: mutual best under sparse Sinkhorn, score > threshold."""
+        emb = F.normalize(emb, dim=1)
+        linked = torch.zeros(self.num_entities, dtype=torch.bool)
+        linked[links.reshape(-1)] = True
+        left = torch.nonzero((self.kg == 1) & ~linked).flatten()
+        right = torch.nonzero((self.kg == 2) & ~linked).flatten()
+        if len(left) == 0 or len(right) == 0:
+            return torch.zeros((0, 2), dtype=torch.long)
+        k = min(self.top_k, len(left), len(right))
+        rows, cols, sims = [], [], []
+        for qs, cs, flip in ((left, right, False), (right, left, True)):
+            for s in range(0, len(qs), self.block_size):
+                q = qs[s : s + self.block_size]
+                val, idx = (emb[q] @ emb[cs].T).topk(k, dim=1)
+                a, b = q.repeat_interleave(k), cs[idx.flatten()]
+                rows.append(b if flip else a)
+                cols.append(a if flip else b)
+                sims.append(val.flatten())
+        i, j, s = torch.cat(rows), torch.cat(cols), torch.cat(sims)
+        key = i * self.num_entities + j
+        key, first = np.unique(key.numpy(), return_index=True)
+        i, j, s = i[first], j[first], s[first]
+        if excluded is not None and len(excluded):
+            bad = np.isin(key, (excluded[:, 0].long() * self.num_entities + excluded[:, 1].long()).numpy())
+            keep = torch.from_numpy(~bad)
+            i, j, s = i[keep], j[keep], s[keep]
+        p = sparse_sinkhorn(i, j, s, self.num_entities, self.sinkhorn_steps, self.sinkhorn_tau)
+        return mutual_above(i, j, p, self.num_entities, self.threshold)
+
+    # ------------------------------------------------------------ the contract
+    def forward(self) -> ModelOutput:
+        if not self.views:
+            raise RuntimeError("LightEA is training-free: call fit(links) before forward()/embed()")
+        out = ModelOutput({m: self.views[m].float() for m in self.names})
+        out["joint"] = self.joint()
+        return out
+
+    def loss(self, out: ModelOutput, links: Tensor) -> tuple[Tensor, dict[str, float]]:
+        raise RuntimeError("LightEA is training-free: it has no loss (the trainer calls fit instead of the training loop)")
+
+
+def sparse_sinkhorn(i: Tensor, j: Tensor, sim: Tensor, n: int, steps: int, tau: float) -> Tensor:
+    """Sinkhorn on the sparse matrix ``exp(sim / tau)`` at (i, j): alternately rows then columns sum to 1.
+
+    i, j: LongTensor (m,) row/column ids (< n); sim: (m,) cosine similarities. Returns (m,) scores.
+    """
+    p = torch.exp((sim.double() - sim.max().double()) / tau)  # shifted: exp would overflow at tau 0.02
+    for _ in range(steps):
+        p = p / torch.zeros(n, dtype=p.dtype).index_add_(0, i, p)[i]
+        p = p / torch.zeros(n, dtype=p.dtype).index_add_(0, j, p)[j]
+    return p.float()
+
+
+def mutual_above(i: Tensor, j: Tensor, p: Tensor, n: int, threshold: float) -> Tensor:
+    """(k, 2) pairs (i, j) whose score is the maximum of both its row and its column and exceeds ``threshold``."""
+    row_max = torch.full((n,), -math.inf).scatter_reduce(0, i, p, "amax")
+    col_max = torch.full((n,), -math.inf).scatter_reduce(0, j, p, "amax")
+    keep = (p >= row_max[i]) & (p >= col_max[j]) & (p > threshold)
+    pairs = torch.stack([i[keep], j[keep]], 1)
+    # ties could give a row two winners: keep the first per row and per column
+    _, first_row = np.unique(pairs[:, 0].numpy(), return_index=True)
+    pairs = pairs[torch.from_numpy(np.sort(first_row))]
+    _, first_col = np.unique(pairs[:, 1].numpy(), return_index=True)
+    return pairs[torch.from_numpy(np.sort(first_col))]
