@@ -101,8 +101,8 @@ def test_sparse_sinkhorn_normalises_and_mutual_pairs_pass_the_threshold():
 def test_train_writes_a_run_selected_on_valid_and_is_deterministic(ds_path, tmp_path):
     kw = dict(device="cpu", features=False, iterations=2, seed=7)
     a = train(ds_path, model="lightea", out_dir=tmp_path / "a", **kw)
-    b = train(ds_path, model="lightea", out_dir=tmp_path / "b", **kw)
-    c = train(ds_path, model="lightea", out_dir=tmp_path / "c", **{**kw, "seed": 8})
+    train(ds_path, model="lightea", out_dir=tmp_path / "b", **kw)
+    train(ds_path, model="lightea", out_dir=tmp_path / "c", **{**kw, "seed": 8})
     ea, eb, ec = (np.load(tmp_path / x / "embeddings.npy") for x in "abc")
     assert np.array_equal(ea, eb) and not np.array_equal(ea, ec)
     r = a.results
