@@ -68,7 +68,8 @@ def sampled_hits(emb: torch.Tensor, links: np.ndarray, sample: int, seed: int = 
         gold = sims.gather(1, gold_col[s : s + block, None])
         ranks.append((sims >= gold).sum(1))
     r = torch.cat(ranks).double()
-    return {"hits@1": float((r <= 1).double().mean()), "hits@10": float((r <= 10).double().mean()), "mrr": float((1 / r).mean()), "queries": len(rows)}
+    hits = {f"hits@{k}": float((r <= k).double().mean()) for k in (1, 10)}
+    return {**hits, "mrr": float((1 / r).mean()), "queries": len(rows)}
 
 
 def compare_spmm(adj, width: int, repeats: int = 2) -> dict:
@@ -130,7 +131,8 @@ def main() -> None:
         fit_s += time.perf_counter() - t0
         emb = model.embed()
         v = sampled_hits(emb, valid, args.eval_sample, args.seed) if len(valid) else None
-        rounds.append({"seconds_cumulative": build_s + fit_s, "train_links": len(links), "bootstrapped": int((source > 0).sum()), "valid": v})
+        boot = int((source > 0).sum())
+        rounds.append({"seconds_cumulative": build_s + fit_s, "train_links": len(links), "bootstrapped": boot, "valid": v})
         print(json.dumps(rounds[-1]), file=sys.stderr, flush=True)
         if best is None or (v is not None and v["mrr"] > best[1]["mrr"]):
             best = (len(rounds) - 1, v, sampled_hits(emb, test, args.eval_sample, args.seed + 1))
