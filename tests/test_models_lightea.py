@@ -49,7 +49,7 @@ def test_aligns_far_above_chance_without_training(ds_path):
     ds, model, rounds = _fit(ds_path, features=False, iterations=0)
     assert len(rounds) == 1 and list(model.parameters()) == []
     emb = model.embed()
-    assert emb.shape == (ds.num_entities, 32 * 8)
+    assert emb.shape == (ds.num_entities, 32 * 8 + 256)  # relation-specific view | entity view
     # unit rows, except entities in no triple: no evidence, a zero row (ranked last: ties are pessimistic)
     tri = np.asarray(ds.relation_triples)
     isolated = torch.from_numpy(~np.isin(np.arange(ds.num_entities), np.concatenate([tri[:, 0], tri[:, 2]])))

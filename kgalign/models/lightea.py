@@ -81,10 +81,13 @@ class LightEA(AlignmentModel):
         ent_dim: width of the random seed labels (near-orthogonal in high dimension).
         rel_dim, mini_dim: relation-specific view = ``rel_dim`` relation channels x ``mini_dim``
             random projections of the entity labels; its width is ``rel_dim * mini_dim``.
+        entity_dim: width of the entity view, a random projection of the propagated labels of rounds
+            1..rounds (0: no entity view, as the reference, whose output is the relation-specific view only).
         rounds: propagation depth (hops).
         iterations: bootstrapping rounds after the first (0: seeds only).
         threshold: a mutual pair becomes a seed when its Sinkhorn score exceeds this.
         top_k: candidates per entity for the Sinkhorn normalisation.
+        search_dim: the candidate search runs on a random projection of the embeddings to this width.
         sinkhorn_steps, sinkhorn_tau: alternating row/column normalisations of ``exp(sim / tau)``.
         features: append the loaded feature modalities (names, attributes, images, ...) as views.
         feature_dim: feature views wider than this are randomly projected to it.
@@ -103,13 +106,15 @@ class LightEA(AlignmentModel):
     def __init__(
         self,
         inputs: ModelInputs,
-        ent_dim: int = 256,
+        ent_dim: int = 512,
         rel_dim: int = 32,
         mini_dim: int = 8,
+        entity_dim: int = 256,
         rounds: int = 2,
         iterations: int = 1,
-        threshold: float = 0.5,
-        top_k: int = 10,
+        threshold: float = 0.9,
+        top_k: int = 20,
+        search_dim: int = 256,
         sinkhorn_steps: int = 15,
         sinkhorn_tau: float = 0.02,
         features: bool = True,
@@ -126,7 +131,8 @@ class LightEA(AlignmentModel):
         if inputs.kg is None:
             raise ValueError("the inputs carry no KG membership (inputs.kg)")
         self.ent_dim, self.rel_dim, self.mini_dim, self.rounds = ent_dim, rel_dim, mini_dim, rounds
-        self.iterations, self.threshold, self.top_k = iterations, threshold, top_k
+        self.entity_dim = entity_dim
+        self.iterations, self.threshold, self.top_k, self.search_dim = iterations, threshold, top_k, search_dim
         self.sinkhorn_steps, self.sinkhorn_tau = sinkhorn_steps, sinkhorn_tau
         self.use_features, self.feature_dim, self.feature_weight = features, feature_dim, feature_weight
         self.dtype = DTYPES[dtype]
@@ -158,13 +164,15 @@ class LightEA(AlignmentModel):
         return F.normalize(lab, dim=1)
 
     def structure(self, links: Tensor, gen: torch.Generator) -> Tensor:
-        """(n, rel_dim * mini_dim) relation-specific view, rows L2-normalised."""
+        """(n, rel_dim * mini_dim + entity_dim): relation-specific view | entity view, each L2-normalised, row norm 1."""
         g = self.graph
         ent = self.labels(links, gen)
         width = self.rel_dim * self.mini_dim
         # Y = [E_0 | ... | E_rounds] @ G accumulated round by round: the rounds are never stacked
         y = ent @ gaussian(self.ent_dim, width, gen)
         count = (ent.abs().sum(1) > 0).float()
+        z = torch.zeros(self.num_entities, self.entity_dim)  # the entity view: [E_1 | ... | E_rounds] @ G'
+
         rel = torch.zeros(max(g.num_relations, 1), self.ent_dim)
         rels = [rel]
         for _ in range(self.rounds):
@@ -174,11 +182,16 @@ class LightEA(AlignmentModel):
             rels.append(rel)
             y += ent @ gaussian(self.ent_dim, width, gen)
             count += (ent.abs().sum(1) > 0).float()
+            if self.entity_dim:
+                z += ent @ gaussian(self.ent_dim, self.entity_dim, gen)
         del ent
         y /= count.clamp(min=1).sqrt()[:, None]  # as if the rounds' concatenation had been normalised first
         rel_all = F.normalize(torch.cat(rels, 1), dim=1)
         rel_feat = rel_all @ gaussian(rel_all.shape[1], self.rel_dim, gen)  # (2R, rel_dim)
-        return F.normalize(self._relation_messages(y, rel_feat), dim=1)
+        out = F.normalize(self._relation_messages(y, rel_feat), dim=1)
+        if self.entity_dim:
+            out = torch.cat([out, F.normalize(z, dim=1)], 1) / math.sqrt(2)
+        return out
 
     def _relation_messages(self, y: Tensor, rel_feat: Tensor) -> Tensor:
         """out[h, c, :] = sum over triples (h, r, t) of rel_feat[r, c] * y[t, c, :], in chunks of triples."""
@@ -236,7 +249,12 @@ class LightEA(AlignmentModel):
         return torch.cat(parts, 1)
 
     def propose(self, emb: Tensor, links: Tensor, excluded: Tensor | None) -> Tensor:
-        """(k, 2) new pairs among the entities without a link: mutual best under sparse Sinkhorn, score > threshold."""
+        """(k, 2) new pairs among the entities without a link: mutual best under sparse Sinkhorn, score > threshold.
+
+        Candidates: each unlinked entity's ``top_k`` unlinked entities of the other graph, both ways,
+        searched on a random projection of the embeddings to ``search_dim`` (cost 2 |left| |right|
+        search_dim) and rescored with the full embeddings.
+        """
         emb = F.normalize(emb, dim=1)
         linked = torch.zeros(self.num_entities, dtype=torch.bool)
         linked[links.reshape(-1)] = True
@@ -244,25 +262,24 @@ class LightEA(AlignmentModel):
         right = torch.nonzero((self.kg == 2) & ~linked).flatten()
         if len(left) == 0 or len(right) == 0:
             return torch.zeros((0, 2), dtype=torch.long)
-        k = min(self.top_k, len(left), len(right))
-        rows, cols, sims = [], [], []
+        low = emb if emb.shape[1] <= self.search_dim else emb @ gaussian(emb.shape[1], self.search_dim, self.generator(3))
+        rows, cols = [], []
         for qs, cs, flip in ((left, right, False), (right, left, True)):
+            k = min(self.top_k, len(cs))
+            target = low[cs].T.contiguous()
             for s in range(0, len(qs), self.block_size):
                 q = qs[s : s + self.block_size]
-                val, idx = (emb[q] @ emb[cs].T).topk(k, dim=1)
-                a, b = q.repeat_interleave(k), cs[idx.flatten()]
+                a, b = q.repeat_interleave(k), cs[(low[q] @ target).topk(k, dim=1).indices.flatten()]
                 rows.append(b if flip else a)
                 cols.append(a if flip else b)
-                sims.append(val.flatten())
-        i, j, s = torch.cat(rows), torch.cat(cols), torch.cat(sims)
-        key = i * self.num_entities + j
-        key, first = np.unique(key.numpy(), return_index=True)
-        i, j, s = i[first], j[first], s[first]
+        key = np.unique((torch.cat(rows) * self.num_entities + torch.cat(cols)).numpy())
+        i, j = torch.from_numpy(key // self.num_entities), torch.from_numpy(key % self.num_entities)
         if excluded is not None and len(excluded):
-            bad = np.isin(key, (excluded[:, 0].long() * self.num_entities + excluded[:, 1].long()).numpy())
+            bad = np.isin((i * self.num_entities + j).numpy(), (excluded[:, 0].long() * self.num_entities + excluded[:, 1].long()).numpy())
             keep = torch.from_numpy(~bad)
-            i, j, s = i[keep], j[keep], s[keep]
-        p = sparse_sinkhorn(i, j, s, self.num_entities, self.sinkhorn_steps, self.sinkhorn_tau)
+            i, j = i[keep], j[keep]
+        sim = (emb[i] * emb[j]).sum(1)
+        p = sparse_sinkhorn(i, j, sim, self.num_entities, self.sinkhorn_steps, self.sinkhorn_tau)
         return mutual_above(i, j, p, self.num_entities, self.threshold)
 
     # ------------------------------------------------------------ the contract

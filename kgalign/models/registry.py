@@ -101,10 +101,11 @@ OPTION_BOUNDS: dict[str, tuple[float, float, bool, bool]] = {
             "mini_dim",
             "rounds",
             "top_k",
+            "search_dim",
             "block_size",
         )
     },
-    **{k: (0, _INF, True, False) for k in ("iterations", "sinkhorn_steps", "feature_weight")},
+    **{k: (0, _INF, True, False) for k in ("iterations", "sinkhorn_steps", "feature_weight", "entity_dim")},
     "sinkhorn_tau": (0, _INF, False, False),
     "threshold": (0, 1, False, True),
     **{k: (0, _INF, False, False) for k in ("tau", "tau2", "calib_eps")},
