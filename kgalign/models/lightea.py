@@ -177,7 +177,9 @@ class LightEA(AlignmentModel):
         rels = [rel]
         for _ in range(self.rounds):
             new_rel = F.normalize(spmm(g.rel_from_head, ent), dim=1)
-            ent = F.normalize(spmm(g.adj, ent) + spmm(g.ent_from_rel, rel), dim=1)
+            new = spmm(g.adj, ent)
+            new += spmm(g.ent_from_rel, rel)
+            ent = new.div_(new.norm(dim=1, keepdim=True).clamp_(min=1e-12))  # in place: one n x d buffer less
             rel = new_rel
             rels.append(rel)
             y += ent @ gaussian(self.ent_dim, width, gen)
