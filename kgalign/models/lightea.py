@@ -280,7 +280,8 @@ class LightEA(AlignmentModel):
             bad = np.isin((i * self.num_entities + j).numpy(), (excluded[:, 0].long() * self.num_entities + excluded[:, 1].long()).numpy())
             keep = torch.from_numpy(~bad)
             i, j = i[keep], j[keep]
-        sim = (emb[i] * emb[j]).sum(1)
+        step = max(1, _CHUNK_ELEMS // emb.shape[1])  # rescoring in chunks: m pairs x D at once would be GBs
+        sim = torch.cat([(emb[i[s : s + step]] * emb[j[s : s + step]]).sum(1) for s in range(0, len(i), step)])
         p = sparse_sinkhorn(i, j, sim, self.num_entities, self.sinkhorn_steps, self.sinkhorn_tau)
         return mutual_above(i, j, p, self.num_entities, self.threshold)
 
