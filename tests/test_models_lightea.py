@@ -157,3 +157,10 @@ def test_cli_train_evaluate_align_export(ds_path, tmp_path):
     assert p.returncode == 0 and len(p.stdout.splitlines()) == 3, p.stderr
     p = sh(f"{KG} train {ds_path} --model lightea -o {tmp_path / 'bad'} --device cpu --set model.dtype=float8")
     assert p.returncode == 2 and "dtype" in p.stderr and not (tmp_path / "bad").exists()
+
+
+def test_half_precision_storage_keeps_the_embeddings(ds_path):
+    _, full, _ = _fit(ds_path, features=False, iterations=0)
+    _, half, _ = _fit(ds_path, features=False, iterations=0, dtype="float16")
+    assert half.views["graph"].dtype == torch.float16 and half.embed().dtype == torch.float32
+    assert torch.allclose(full.embed(), half.embed(), atol=2e-3)

@@ -232,6 +232,7 @@ class LightEA(AlignmentModel):
         feats = self.feature_views(self.generator(1)) if self.use_features else {}
         self.view_weights = {m: self.feature_weight * seed_accuracy(x, links, self.generator(2)) for m, x in feats.items()}
         for it in range(self.iterations + 1):
+            self.views = {}  # the previous round's views go before the next propagation (peak memory)
             views = {"graph": self.structure(links, self.generator(100 + it)), **feats}
             self.views = {k: v.to(self.dtype) for k, v in views.items()}
             yield links.numpy().copy(), source.numpy().copy()
