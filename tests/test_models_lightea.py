@@ -164,3 +164,9 @@ def test_half_precision_storage_keeps_the_embeddings(ds_path):
     _, half, _ = _fit(ds_path, features=False, iterations=0, dtype="float16")
     assert half.views["graph"].dtype == torch.float16 and half.embed().dtype == torch.float32
     assert torch.allclose(full.embed(), half.embed(), atol=2e-3)
+
+
+def test_resume_is_refused_nothing_to_resume(ds_path, tmp_path):
+    with pytest.raises(InputError, match="training-free: there is nothing to resume"):
+        train(ds_path, model="lightea", out_dir=tmp_path / "r", device="cpu", resume=True, iterations=0)
+    assert not (tmp_path / "r").exists()
