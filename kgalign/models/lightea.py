@@ -39,9 +39,9 @@ def csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, 
 def spmm(a: Tensor, x: Tensor) -> Tensor:
     """(r, c) sparse CSR @ (c, d) dense -> (r, d) float32.
 
-    torch's CSR product, not scipy's: at 100k entities per side it was 2.1x faster on the 2 cores
-    (3.7 s vs 7.7 s, 2.2M non-zeros x 512 columns; scipy's product is single-threaded). scipy won at
-    10k (0.035-0.073 s vs 0.10 s), where a product takes well under a second either way.
+    torch's CSR product, not scipy's: at 100k entities per side (2.2M non-zeros x 512 columns) it was
+    2.1x faster on the 2 contended cores (3.7 s vs 7.7 s; scipy's product is single-threaded) and as
+    fast at low load (1.02 s vs 0.98 s). scipy won at 10k, where a product takes well under a second.
     """
     return torch.sparse.mm(a, x.float())
 
