@@ -253,10 +253,17 @@ class LightEA(AlignmentModel):
 
     def joint(self) -> Tensor:
         """(n, D) concatenation of the views: structure weight 1, feature view m ``view_weights[m]``."""
-        parts = [self.views["graph"].float()]
         # a view with weight 0 adds nothing to any similarity: left out, which keeps D (and memory) small
-        parts += [self.views[m].float() * self.view_weights[m] for m in self.names[1:] if self.view_weights.get(m, 0.0) > 0]
-        return torch.cat(parts, 1)
+        parts = [("graph", 1.0)] + [(m, self.view_weights[m]) for m in self.names[1:] if self.view_weights.get(m, 0.0) > 0]
+        out = torch.empty(self.num_entities, sum(self.views[m].shape[1] for m, _ in parts))  # one buffer, filled in place
+        start = 0
+        for m, w in parts:
+            block = out[:, start : start + self.views[m].shape[1]]
+            block.copy_(self.views[m])
+            if w != 1.0:
+                block.mul_(w)
+            start += block.shape[1]
+        return out
 
     def propose(self, emb: Tensor, links: Tensor, excluded: Tensor | None) -> Tensor:
         """(k, 2) new pairs among the entities without a link: mutual best under sparse Sinkhorn, score > threshold.
@@ -300,6 +307,14 @@ class LightEA(AlignmentModel):
         out = ModelOutput({m: self.views[m].float() for m in self.names})
         out["joint"] = self.joint()
         return out
+
+    @torch.no_grad()
+    def embed(self) -> Tensor:
+        """(n, D) L2-normalised joint embeddings: one (n, D) float32 buffer (``forward`` would also copy every view)."""
+        if not self.views:
+            raise RuntimeError("LightEA is training-free: call fit(links) before forward()/embed()")
+        joint = self.joint()
+        return joint.div_(joint.norm(dim=1, keepdim=True).clamp_(min=1e-12))
 
     def loss(self, out: ModelOutput, links: Tensor) -> tuple[Tensor, dict[str, float]]:
         raise RuntimeError("LightEA is training-free: it has no loss (the trainer calls fit instead of the training loop)")
