@@ -197,16 +197,23 @@ class LightEA(AlignmentModel):
         y /= count.clamp(min=1).sqrt()[:, None]  # as if the rounds' concatenation had been normalised first
         rel_all = F.normalize(torch.cat(rels, 1), dim=1)
         rel_feat = rel_all @ gaussian(rel_all.shape[1], self.rel_dim, gen)  # (2R, rel_dim)
-        out = F.normalize(self._relation_messages(y, rel_feat), dim=1)
+        # one (n, width + entity_dim) buffer, normalised and scaled in place: no concatenated or normalised copies
+        out = torch.empty(self.num_entities, width + self.entity_dim)
+        rs = self._relation_messages(y, rel_feat, out[:, :width])
+        del y
+        rs.div_(rs.norm(dim=1, keepdim=True).clamp_(min=1e-12))
         if self.entity_dim:
-            out = torch.cat([out, F.normalize(z, dim=1)], 1) / math.sqrt(2)
+            zs = out[:, width:].copy_(z)
+            del z
+            zs.div_(zs.norm(dim=1, keepdim=True).clamp_(min=1e-12))
+            out.mul_(1 / math.sqrt(2))
         return out
 
-    def _relation_messages(self, y: Tensor, rel_feat: Tensor) -> Tensor:
-        """out[h, c, :] = sum over triples (h, r, t) of rel_feat[r, c] * y[t, c, :], in chunks of triples."""
+    def _relation_messages(self, y: Tensor, rel_feat: Tensor, out: Tensor) -> Tensor:
+        """out[h, c, :] = sum over triples (h, r, t) of rel_feat[r, c] * y[t, c, :], in chunks of triples; out (n, rd*md) is overwritten."""
         g = self.graph
         rd, md = self.rel_dim, self.mini_dim
-        out = torch.zeros(self.num_entities, rd * md)
+        out.zero_()
         chunk = max(1, _CHUNK_ELEMS // (rd * md))
         for s in range(0, len(g.head), chunk):
             h, r, t = g.head[s : s + chunk], g.rel[s : s + chunk], g.tail[s : s + chunk]
