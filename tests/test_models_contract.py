@@ -30,7 +30,7 @@ def _model(name, inputs, seed=0, **kw):
     return build_model(name, inputs, **{**small(name), **kw})
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(trainable=True))
 def test_forward_shapes_and_keys(name, data):
     inputs, _ = data
     model = _model(name, inputs)
@@ -44,7 +44,7 @@ def test_forward_shapes_and_keys(name, data):
     assert dims["graph"] == small(name)["hidden"]
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(trainable=True))
 def test_every_trainable_parameter_gets_gradient(name, data):
     inputs, links = data
     model = _model(name, inputs)
@@ -61,7 +61,7 @@ def test_every_trainable_parameter_gets_gradient(name, data):
     assert missing == []
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(trainable=True))
 def test_embed_normalised_deterministic_restores_mode(name, data):
     inputs, _ = data
     model = _model(name, inputs)
@@ -77,7 +77,7 @@ def test_embed_normalised_deterministic_restores_mode(name, data):
     assert not model.training
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(trainable=True))
 def test_missing_modality_gets_zero_weight_and_finite_embedding(name, data):
     inputs, _ = data
     model = _model(name, inputs)
@@ -96,7 +96,7 @@ def test_missing_modality_gets_zero_weight_and_finite_embedding(name, data):
     assert (block[absent] == 0).all() and (block[~absent].abs().sum(1) > 0).all()
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(trainable=True))
 def test_graph_only_inputs(name):
     inputs, links = aligned_pair(30, feature_dims={}, seed=1)
     model = _model(name, inputs)
@@ -107,7 +107,7 @@ def test_graph_only_inputs(name):
     assert torch.isfinite(model.embed()).all()
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(trainable=True))
 def test_state_dict_roundtrip_through_safetensors(name, data, tmp_path):
     inputs, links = data
     model = _model(name, inputs, seed=0)
@@ -125,7 +125,7 @@ def test_state_dict_roundtrip_through_safetensors(name, data, tmp_path):
     assert torch.equal(other.embed(), model.embed())
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(trainable=True))
 def test_bf16_autocast_forward_backward(name, data):
     inputs, links = data
     model = _model(name, inputs)
@@ -138,7 +138,7 @@ def test_bf16_autocast_forward_backward(name, data):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(trainable=True))
 def test_runs_on_cuda(name, data):
     inputs, links = data
     model = _model(name, inputs.to("cuda"))
@@ -149,7 +149,7 @@ def test_runs_on_cuda(name, data):
     assert cpu.embed().device.type == "cuda"
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(trainable=True))
 def test_contract_methods_reset_and_report(name, data):
     inputs, links = data
     model = _model(name, inputs)
@@ -182,7 +182,7 @@ def test_contract_methods_reset_and_report(name, data):
     assert all(id(p) in grouped for p in model.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(trainable=True))
 def test_fusion_models_report_modality_weights(name, data):
     inputs, links = data
     model = _model(name, inputs)
@@ -194,7 +194,7 @@ def test_fusion_models_report_modality_weights(name, data):
         assert all(0.0 <= v <= 1.0 for v in weights.values())
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(trainable=True))
 def test_gat_implementations_compute_the_same_model(name, data):
     """``gat_impl=pyg`` (the previous GATConv path) and the default sparse GAT: same seeded model, same outputs."""
     if "gat_impl" not in get_model(name).defaults:

@@ -134,7 +134,7 @@ def test_uncertainty_weights_formula_and_gradient():
 
 
 def test_registry_lists_and_resolves_models():
-    assert list_models() == ["mclea", "meaformer", "mpsea", "noco"]
+    assert list_models() == ["lightea", "mclea", "meaformer", "mpsea", "noco"]
     for name in list_models():
         spec = get_model(name.upper())
         assert spec.name == name and spec.doc == f"docs/models/{name}.md"
@@ -148,7 +148,7 @@ def test_registry_lists_and_resolves_models():
 
 
 def test_registry_rejects_unknown_names_and_options():
-    with pytest.raises(InputError, match="unknown model 'nope'; available: mclea, meaformer, mpsea, noco"):
+    with pytest.raises(InputError, match="unknown model 'nope'; available: lightea, mclea, meaformer, mpsea, noco"):
         get_model("nope")
     inputs, _ = aligned_pair(20, feature_dims={"relation": 8})
     with pytest.raises(InputError, match="no option"):

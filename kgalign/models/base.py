@@ -138,9 +138,22 @@ class AlignmentModel(ABC, nn.Module):
     swaps its input buffers (graph, feature rows, masks, ``modality_mask``) for the
     subgraph's, so the unchanged ``forward()``/``loss()`` run on the subgraph
     (kgalign/models/subgraph.py, docs/training.md "Mini-batch training").
+
+    A training-free model sets ``trainable = False`` and implements :meth:`fit`: the trainer then
+    skips the training loop and optimizers and evaluates each round ``fit`` yields.
     """
 
     supports_minibatch: bool = False
+    trainable: bool = True
+
+    def fit(self, links: Tensor, excluded: Tensor | None = None):
+        """Training-free models only: compute the model's state from the training links (B, 2).
+
+        A generator with one step per round; each yields ``(links (B', 2), source (B',))``, the
+        links that round used (source 0: seed, ``i``: added before round ``i``), after which
+        :meth:`embed` gives that round's embeddings. ``excluded`` (E, 2): known non-matches.
+        """
+        raise NotImplementedError(f"{type(self).__name__} is trained by the training loop, not fit()")
 
     @abstractmethod
     def forward(self) -> ModelOutput:

@@ -63,6 +63,13 @@ _MODELS: dict[str, dict] = {
         "summary": "MPSEA: multi-weight GAT, DNEF numbers, pre-synergistic fusion, MI-rewarded fusion policy (CMC 2025)",
         "train": dict(_REFERENCE_TRAIN),
     },
+    "lightea": {
+        "target": "kgalign.models.lightea:LightEA",
+        "doc": "docs/models/lightea.md",
+        "summary": "LightEA: training-free label propagation over structure + feature views, sparse Sinkhorn bootstrapping (EMNLP 2022)",
+        "train": dict(_REFERENCE_TRAIN),
+        "trainable": False,
+    },
 }
 
 # Ranges shared by every model's options of these names: (low, high, low included, high included).
@@ -89,8 +96,18 @@ OPTION_BOUNDS: dict[str, tuple[float, float, bool, bool]] = {
             "mi_negatives",
             "uni_conf_hidden",
             "global_conf_hidden",
+            "ent_dim",
+            "rel_dim",
+            "mini_dim",
+            "rounds",
+            "top_k",
+            "search_dim",
+            "block_size",
         )
     },
+    **{k: (0, _INF, True, False) for k in ("iterations", "sinkhorn_steps", "feature_weight", "entity_dim")},
+    "sinkhorn_tau": (0, _INF, False, False),
+    "threshold": (0, 1, False, True),
     **{k: (0, _INF, False, False) for k in ("tau", "tau2", "calib_eps")},
     **{k: (0, _INF, True, False) for k in ("fusion_ffn", "conf_loss_weight", "ial_weight", "noise_rate")},
     **{k: (0, 1, True, False) for k in ("gat_attn_dropout", "fusion_dropout", "dropout")},
@@ -121,12 +138,20 @@ class ModelSpec:
     train_defaults: dict = field(default_factory=dict)
 
 
-def register_model(name: str, target: str, *, summary: str, doc: str = "", train: dict | None = None) -> None:
-    """Add a model from outside the package (a plugin, a test): ``target`` is ``"module:Class"``."""
+def register_model(name: str, target: str, *, summary: str, doc: str = "", train: dict | None = None, trainable: bool = True) -> None:
+    """Add a model from outside the package (a plugin, a test): ``target`` is ``"module:Class"``.
+
+    ``trainable=False`` for a training-free model (its class sets ``trainable = False``)."""
     key = name.strip().lower()
     if key in _MODELS:
         raise ValueError(f"model {key!r} is already registered")
-    _MODELS[key] = {"target": target, "doc": doc, "summary": summary, "train": dict(_REFERENCE_TRAIN, **(train or {}))}
+    _MODELS[key] = {
+        "target": target,
+        "doc": doc,
+        "summary": summary,
+        "train": dict(_REFERENCE_TRAIN, **(train or {})),
+        "trainable": trainable,
+    }
 
 
 def unregister_model(name: str) -> None:
@@ -134,9 +159,9 @@ def unregister_model(name: str) -> None:
     _MODELS.pop(name.strip().lower(), None)
 
 
-def list_models() -> list[str]:
-    """Registered model names, sorted."""
-    return sorted(_MODELS)
+def list_models(trainable: bool | None = None) -> list[str]:
+    """Registered model names, sorted; ``trainable`` True/False keeps only trained / training-free models."""
+    return sorted(n for n in _MODELS if trainable is None or _MODELS[n].get("trainable", True) == trainable)
 
 
 def models_help() -> str:

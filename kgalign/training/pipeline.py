@@ -217,6 +217,8 @@ class Trainer:
         from kgalign.training.minibatch import GIB, decide, full_graph_bytes, memory_budget
 
         spec = get_model(name)
+        if not getattr(spec.cls, "trainable", True):
+            return False  # training-free models have no training step to batch
         opts = {**spec.defaults, **options}
         t = self.cfg["train"]
         dims = {m: int(f.shape[1]) for m, f in self.inputs.features.items()}
@@ -400,6 +402,10 @@ class Trainer:
         self.chash = rundir.run_config_hash(cfg)
         # model, optimizers and callbacks before the directory: a bad option must not cost a --force'd old run
         self._build_model()
+        if not getattr(self.model, "trainable", True):  # training-free (lightea): no loop, no optimizer
+            from kgalign.training.free import run_training_free
+
+            return run_training_free(self)
         loop, selection, checkpointer = self._make_loop()
         load = self._prepare_dir_all_ranks()
         metrics_path = self.out / rundir.METRICS
