@@ -56,9 +56,30 @@ def _size(n: int) -> str:
     return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else (f"{n // 1000}k" if n % 1000 == 0 else str(n))
 
 
+# Quality figures the stages' benchmarks report under various names -> the table's label.
+_QUALITY = {
+    "hits@1": "H@1",
+    "test_hits1": "test H@1",
+    "hits1_greedy": "H@1 (greedy)",
+    "mrr": "MRR",
+    "test_mrr": "test MRR",
+    "recall@1": "recall@1",
+    "recall1_cosine": "recall@1",
+    "recall@10": "recall@10",
+    "recall10_cosine": "recall@10",
+}
+
+
 def _quality(extra: dict) -> str:
-    keys = [k for k in ("hits@1", "mrr", "recall@1", "recall@10") if k in extra]
-    return ", ".join(f"{k} {extra[k]:.3f}" for k in keys) if keys else ""
+    return ", ".join(f"{label} {extra[k]:.3f}" for k, label in _QUALITY.items() if isinstance(extra.get(k), (int, float)))
+
+
+def _load(value) -> str:
+    """The 1-minute load average, from whichever form a benchmark recorded (list, tuple text, uptime text)."""
+    import re
+
+    m = re.search(r"\d+(?:\.\d+)?", str(value if not isinstance(value, (list, tuple)) else value[0]))
+    return f"{float(m.group()):.1f}" if m else "—"
 
 
 def markdown(stages: dict[str, list[dict]]) -> str:
@@ -69,8 +90,8 @@ def markdown(stages: dict[str, list[dict]]) -> str:
     for stage, recs in stages.items():
         for r in recs:
             lines.append(
-                f"| {stage} | {_size(r['n_per_side'])} | {r.get('triples_per_side', '—')} | {r['seconds']:.1f} | "
-                f"{r.get('peak_rss_gib', float('nan')):.2f} | {_quality(r.get('extra') or {})} | {r.get('load', '')} |"
+                f"| {stage} | {_size(r['n_per_side'])} | {r.get('triples_per_side') or '—'} | {r['seconds']:.1f} | "
+                f"{r.get('peak_rss_gib', float('nan')):.2f} | {_quality(r.get('extra') or {})} | {_load(r.get('load'))} |"
             )
     lines += ["", "| stage | time exponent b (seconds ~ n^b) | memory exponent | sizes |", "|---|---|---|---|"]
     for stage, recs in stages.items():
@@ -90,14 +111,16 @@ def plot(stages: dict[str, list[dict]], png: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for stage, recs in stages.items():
+    colours = plt.get_cmap("tab20").colors  # one distinct colour per stage (up to 20)
+    for i, (stage, recs) in enumerate(stages.items()):
+        col = colours[i % len(colours)]
         ns = [r["n_per_side"] for r in recs]
         b = growth_exponent(ns, [r["seconds"] for r in recs])
         label = stage + ("" if b is None else f" (b={b:.2f})")
-        ax_t.plot(ns, [r["seconds"] for r in recs], marker="o", label=label)
+        ax_t.plot(ns, [r["seconds"] for r in recs], marker="o", color=col, label=label)
         mem = [(n, r.get("peak_rss_gib")) for n, r in zip(ns, recs, strict=True) if r.get("peak_rss_gib")]
         if mem:
-            ax_m.plot([n for n, _ in mem], [m for _, m in mem], marker="o", label=stage)
+            ax_m.plot([n for n, _ in mem], [m for _, m in mem], marker="o", color=col, label=stage)
     for ax, ylabel in ((ax_t, "seconds"), (ax_m, "peak RSS (GiB)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
