@@ -50,7 +50,8 @@ class NoCo(AlignmentModel):
             diagonal, the reference codes'), bias and identity start (docs/models/noco.md, "Learning per step").
         tau, alpha: ICL temperature and direction mix.
         noise: False disables the noise (ablation "w/o NA"); the maps stay.
-        noise_modalities: modalities to augment; None means all present ones.
+        noise_modalities: modalities to augment; None means every feature modality, not the graph
+            (augmenting the structural embedding stalls early learning: docs/models/noco.md).
         noise_size, noise_steps, noise_mlp_layers, noise_target_cos, noise_rate:
             :class:`~kgalign.models.noise.ModalityNoiseAugment` settings.
         uni_conf_hidden, global_conf_hidden, calib_eps: :class:`ConfidenceFusion`.
@@ -76,8 +77,8 @@ class NoCo(AlignmentModel):
         gat_attn_dropout: float = 0.0,
         gat_impl: str = "sparse",
         gat_weight: str = "full",
-        gat_bias: bool | None = None,
-        gat_identity_init: bool = False,
+        gat_bias: bool = False,
+        gat_identity_init: bool = True,
         tau: float = 0.1,
         alpha: float = 0.5,
         noise: bool = True,
@@ -90,7 +91,7 @@ class NoCo(AlignmentModel):
         uni_conf_hidden: int = 150,
         global_conf_hidden: int = 32,
         calib_eps: float = 1e-3,
-        calib_on_unit: bool = False,
+        calib_on_unit: bool = True,
         conf_loss_weight: float = 0.1,
         icl_weighting: str = "sum",
         l2_inputs: tuple = ("image",),
@@ -118,7 +119,7 @@ class NoCo(AlignmentModel):
         unknown = sorted(set(noise_modalities or ()) - set(self.names))
         if unknown:
             raise InputError(f"noco: noise_modalities {unknown} are not among this dataset's modalities {self.names}")
-        aug = self.names if noise_modalities is None else [m for m in self.names if m in set(noise_modalities)]
+        aug = [m for m in self.names if m != "graph"] if noise_modalities is None else [m for m in self.names if m in set(noise_modalities)]
         self.noise = ModalityNoiseAugment(
             aug,
             hidden,
