@@ -105,6 +105,8 @@ def _table(records: list[dict], key: str, columns: list[str], head: str) -> str:
 def _plot(records: list[dict], key: str, columns: list[str], xlabel: str, png: Path, logx: bool) -> None:
     import matplotlib
 
+    from kgalign.fsutil import atomic_path
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -125,10 +127,9 @@ def _plot(records: list[dict], key: str, columns: list[str], xlabel: str, png: P
             ax.set_xscale("log")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    tmp = png.with_name(png.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(png) as tmp:  # never a half-written PNG under the name
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    tmp.replace(png)
 
 
 def main(argv=None) -> int:

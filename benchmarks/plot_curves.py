@@ -41,6 +41,8 @@ def curve(run: Path, metric: str = "hits@1", sim: str = "csls", direction: str =
 def plot(curves: dict[str, dict], png: Path, title: str, metric: str) -> None:
     import matplotlib
 
+    from kgalign.fsutil import atomic_path
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -62,11 +64,9 @@ def plot(curves: dict[str, dict], png: Path, title: str, metric: str) -> None:
     axes[1].legend(fontsize=7, loc="lower right")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(png.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(png) as tmp:  # never a half-written PNG under the name
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    tmp.replace(png)
 
 
 def main(argv=None) -> int:

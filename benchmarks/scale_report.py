@@ -107,6 +107,8 @@ def markdown(stages: dict[str, list[dict]]) -> str:
 def plot(stages: dict[str, list[dict]], png: Path) -> None:
     import matplotlib
 
+    from kgalign.fsutil import atomic_path
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -132,11 +134,9 @@ def plot(stages: dict[str, list[dict]], png: Path) -> None:
     ax_m.legend(fontsize=7)
     fig.suptitle("kgalign at scale on 2 CPU cores (synthetic pairs)", fontsize=10)
     fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(png.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(png) as tmp:  # never a half-written PNG under the name
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    tmp.replace(png)
 
 
 def main(argv=None) -> int:
