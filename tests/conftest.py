@@ -4,6 +4,13 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import signal
+
+# Tests send Ctrl-C (SIGINT) to kgalign subprocesses. A shell without job control starts background jobs
+# with SIGINT ignored, and an ignored signal stays ignored in every child: give the children the normal one.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 import warnings
 
