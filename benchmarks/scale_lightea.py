@@ -54,13 +54,17 @@ def find_dataset(n: int, given: str | None) -> Path:
     return local
 
 
-def sampled_hits(emb: torch.Tensor, links: np.ndarray, sample: int, seed: int = 0, block: int = 2048) -> dict:
-    """Hits@1/10 and MRR of ``sample`` links (or all), each KG1 end ranked against every KG2 end of ``links``."""
+def sampled_hits(emb: torch.Tensor, links: np.ndarray, sample: int, seed: int = 0, block_elems: int = 1 << 27) -> dict:
+    """Hits@1/10 and MRR of ``sample`` links (or all), each KG1 end ranked against every KG2 end of ``links``.
+
+    Query blocks hold at most ``block_elems`` scores (512 MiB in float32), whatever the number of candidates.
+    """
     rng = np.random.default_rng(seed)
     rows = links if len(links) <= sample else links[rng.choice(len(links), sample, replace=False)]
     cands = torch.from_numpy(np.unique(links[:, 1]))
     target = emb[cands]
-    gold_col = torch.searchsorted(cands, torch.from_numpy(rows[:, 1]))
+    gold_col = torch.searchsorted(cands, torch.from_numpy(np.ascontiguousarray(rows[:, 1])))
+    block = max(1, block_elems // max(len(cands), 1))
     ranks = []
     for s in range(0, len(rows), block):
         q = torch.from_numpy(rows[s : s + block, 0])
