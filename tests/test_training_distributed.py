@@ -16,50 +16,9 @@ from kgalign.features.synthetic import make_synthetic
 def test_torchrun_two_processes_gloo(tmp_path):
     ds = make_synthetic(tmp_path / "ds", n=100, noise=1.0, seed=4)
     run = tmp_path / "run"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nnodes",
-            "1",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "kgalign.cli",
-            "train",
-            str(ds),
-            "--model",
-            "noco",
-            "-o",
-            str(run),
-            "--epochs",
-            "6",
-            "--device",
-            "cpu",
-            "--batch-size",
-            "16",
-            "--eval-every",
-            "3",
-            "--lr",
-            "5e-3",
-            "--set",
-            "model.hidden=32",
-            "--set",
-            "model.noise_size=16",
-            "--set",
-            "model.icl_weighting=kendall",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert p.returncode == 0, p.stderr[-3000:]
-    res = json.loads(p.stdout)  # one JSON document: only rank 0 prints
+    extra = ["--epochs", "6", "--batch-size", "16", "--eval-every", "3", "--lr", "5e-3"]
+    extra += ["--set", "model.hidden=32", "--set", "model.noise_size=16", "--set", "model.icl_weighting=kendall"]
+    res = _torchrun_train(ds, run, extra)  # one JSON document on stdout: only rank 0 prints
     assert res["world_size"] == 2
     assert json.loads((run / "env.json").read_text())["world_size"] == 2
     # only rank 0 writes: one metrics line per epoch, not two

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from kgalign.training.selection import pool_text
+
 _COLS = ("hits@1", "hits@5", "hits@10", "mrr", "mr")
 
 
@@ -15,14 +17,9 @@ def metrics_rows(label: str, metrics: dict | None) -> list[list]:
         for direction in ("l2r", "r2l"):
             m = metrics.get(sim, {}).get(direction)
             if m:
-                rows.append([label, sim, direction] + [round(float(m[c]), 4) for c in _COLS] + [_pool(metrics)])
+                # the candidate counts, so every figure shows how hard its ranking was
+                rows.append([label, sim, direction] + [round(float(m[c]), 4) for c in _COLS] + [pool_text(metrics)])
     return rows
-
-
-def _pool(metrics: dict) -> str:
-    """Candidate counts ``KG1 x KG2``, so every figure shows how hard its ranking was."""
-    c = metrics.get("candidates")
-    return f"{c['kg1']} x {c['kg2']}" if c else "?"
 
 
 def format_results(res: dict) -> str:

@@ -61,10 +61,10 @@ class Selection:
             setattr(self, k, v)
 
 
-def _pool(metrics: dict) -> str:
-    """``"1,234 x 1,100 candidates"`` from an evaluation's ``candidates`` record."""
+def pool_text(metrics: dict) -> str:
+    """``"1234 x 1100"``: the KG1 x KG2 candidate counts of an evaluation (its ``candidates`` record)."""
     c = metrics.get("candidates")
-    return f"{c['kg1']:,} x {c['kg2']:,} candidates" if c else "candidates ?"
+    return f"{c['kg1']} x {c['kg2']}" if c else "?"
 
 
 class ModelSelection(Callback):
@@ -141,8 +141,9 @@ class ModelSelection(Callback):
             record["selected"] = True
             if sel.split != "last":
                 self.best_state = {k: v.detach().cpu().clone() for k, v in loop.model.state_dict().items()}
+        shown = [s for s in ("valid", "test") if s in evals]
         self.message = "; ".join(
-            f"{s} {sel.metric} {metric_value(evals[s], sel.metric):.4f} ({_pool(evals[s])})" for s in ("valid", "test") if s in evals
+            f"{s} {sel.metric} {metric_value(evals[s], sel.metric):.4f} ({pool_text(evals[s])} candidates)" for s in shown
         )
         if self.log is not None:
             self.log(f"epoch {loop.epoch}: loss {record['loss']:.4f}; {self.message}" + (" (selected)" if record.get("selected") else ""))
