@@ -156,13 +156,18 @@ def main(argv=None) -> int:
     tag = "sensitivity" if args.study == "sensitivity" else "low_resource"
     out = args.out or REPO / "benchmarks" / "out" / f"mpsea_{tag}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
+    from kgalign.models.registry import get_model
+
+    default = get_model("mpsea").defaults.get(args.param)
+    # the registry validates types: an integer option (e.g. fusion_heads) gets integers
+    integer_option = isinstance(default, int) and not isinstance(default, bool)
     records: list[dict] = []
     jsonl = out.with_suffix(".jsonl")
     jsonl.write_text("", encoding="utf-8")
     for seed in args.seeds:
         if args.study == "sensitivity":
             for v in args.values:
-                value = int(v) if float(v).is_integer() and args.param in ("fusion_heads",) else v
+                value = int(v) if integer_option else v
                 run = args.work / f"{args.param}_{v:g}_s{seed}"
                 rec = _train(args.dataset, run, "mpsea", seed, args.epochs, {args.param: value}, extra)
                 records.append({**rec, "value": v, "column": "mpsea", "seed": seed})
