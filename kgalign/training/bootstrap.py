@@ -21,7 +21,7 @@ log = logging.getLogger("kgalign.training")
 
 
 @torch.no_grad()
-def mutual_nearest_neighbours(emb: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+def mutual_nearest_neighbours(emb: torch.Tensor, left: torch.Tensor, right: torch.Tensor, shard=None) -> torch.Tensor:
     """Pairs ``(l, r)`` with ``l`` in ``left``, ``r`` in ``right`` that are mutual nearest neighbours.
 
     Uses evaluation's blocked exact search (ties go to the lower candidate index).
@@ -29,6 +29,8 @@ def mutual_nearest_neighbours(emb: torch.Tensor, left: torch.Tensor, right: torc
     Args:
         emb: (n, D) L2-normalised embeddings (global ids).
         left, right: LongTensor (a,), (b,) candidate global ids.
+        shard: a :class:`~kgalign.evaluation.sharded.QueryShard` under torchrun: each rank searches
+            its share of the rows, all get the same pairs as one process.
     Returns:
         LongTensor (k, 2) of global ids, sorted by ``l``.
     """
@@ -38,8 +40,13 @@ def mutual_nearest_neighbours(emb: torch.Tensor, left: torch.Tensor, right: torc
         return torch.zeros((0, 2), dtype=torch.long)
     left, right = left.to(emb.device), right.to(emb.device)
     el, er = emb[left].float(), emb[right].float()
-    row_best = blocked_topk(el, er, 1)[1][:, 0]
-    col_best = blocked_topk(er, el, 1)[1][:, 0]
+    if shard is None:
+        row_best = blocked_topk(el, er, 1)[1][:, 0]
+        col_best = blocked_topk(er, el, 1)[1][:, 0]
+    else:
+        from kgalign.evaluation.sharded import nearest_sharded
+
+        row_best, col_best = nearest_sharded(el, er, shard), nearest_sharded(er, el, shard)
     idx = torch.arange(len(left), device=emb.device)
     mutual = col_best[row_best] == idx
     return torch.stack([left[idx[mutual]], right[row_best[mutual]]], dim=1).cpu()
@@ -117,6 +124,7 @@ class Bootstrapping(Callback):
         selection=None,
         excluded: np.ndarray | None = None,
         notify=None,
+        shard=None,
     ):
         self.il = schedule
         self.kg = kg
@@ -126,6 +134,7 @@ class Bootstrapping(Callback):
         self.selection = selection  # a ModelSelection, for the weights to reload and its patience
         self.excluded = None if excluded is None or len(excluded) == 0 else np.asarray(excluded, np.int64).reshape(-1, 2)
         self.notify = notify or (lambda msg: log.info("%s", msg))
+        self.shard = shard  # QueryShard under torchrun (the search's rows split across ranks)
         self.started = False
         self.candidates = torch.zeros((0, 2), dtype=torch.long)
 
@@ -162,7 +171,7 @@ class Bootstrapping(Callback):
         if check:
             emb = loop.embeddings()
             left, right = candidate_pools(self.kg, loop.links)
-            mnn = self._without_excluded(mutual_nearest_neighbours(emb, left.to(emb.device), right.to(emb.device)))
+            mnn = self._without_excluded(mutual_nearest_neighbours(emb, left.to(emb.device), right.to(emb.device), self.shard))
             reset = reset or len(self.candidates) == 0
             self.candidates = mnn if reset else intersect_pairs(self.candidates, mnn, self.num_entities)
             info.update(mutual_nn=len(mnn), candidates=len(self.candidates), reset=bool(reset))

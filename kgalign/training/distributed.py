@@ -2,9 +2,11 @@
 
 Every rank holds the full graph and runs the full forward pass; each batch of
 training links is split across ranks (rank r takes links r, r+W, ...) and DDP
-averages the gradients. Evaluation and bootstrapping run identically on every
-rank (parameters are identical after each step), so decisions such as early
-stopping agree without communication; only rank 0 writes files.
+averages the gradients. Parameters are identical on every rank after each step, so every rank holds
+the same embeddings; evaluations and the bootstrapping candidate search split
+their query rows across the ranks and combine the pieces with collectives
+(kgalign/evaluation/sharded.py), so every rank gets the same, one-process
+result and decisions such as early stopping agree; only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -61,6 +63,16 @@ def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
     t = torch.tensor([1 if flag else 0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+def query_shard(info: DistInfo):
+    """This rank's :class:`~kgalign.evaluation.sharded.QueryShard` (evaluations and candidate searches split
+    their query rows across the ranks); None in one process, where they run unsharded."""
+    if not info.enabled:
+        return None
+    from kgalign.evaluation.sharded import QueryShard
+
+    return QueryShard(info.rank, info.world_size)
 
 
 def shard_links(links: torch.Tensor, info: DistInfo) -> torch.Tensor:

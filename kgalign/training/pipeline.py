@@ -32,7 +32,7 @@ from kgalign.errors import InputError, KgalignError, MissingResourceError
 from kgalign.training.bootstrap import Bootstrapping, ILSchedule
 from kgalign.training.callbacks import Checkpointer, MetricsLog, ProgressBar
 from kgalign.training.checkpoint import has_checkpoint
-from kgalign.training.distributed import any_rank, destroy_process_group, dist_from_env, init_process_group, wrap_model
+from kgalign.training.distributed import any_rank, destroy_process_group, dist_from_env, init_process_group, query_shard, wrap_model
 from kgalign.training.loop import TrainingInterrupted, TrainingLoop
 from kgalign.training.results import TEST_SELECTION_WARNING, build_results
 from kgalign.training.seeding import seed_everything
@@ -342,6 +342,7 @@ class Trainer:
             candidates={"valid": cfg["eval"]["valid_candidates"], "test": "test"},
             kg=self.dataset.entity_kg,
             train_links=self.seeds,
+            shard=query_shard(self.dist),
         )
         bar = ProgressBar(t["epochs"], 0, enabled=self.show_progress and main, selection=selection)
         selection.log = bar.log
@@ -359,6 +360,7 @@ class Trainer:
                 selection=selection,
                 excluded=self.negatives,
                 notify=bar.log,
+                shard=selection.shard,
             )
             selection.armed = boot.armed
             callbacks.append(boot)

@@ -91,6 +91,7 @@ class ModelSelection(Callback):
         train_links=None,
         armed=None,
         log=None,
+        shard=None,
     ):
         self.selection = selection
         self.every, self.last_epoch = every, last_epoch
@@ -105,17 +106,25 @@ class ModelSelection(Callback):
         self.best_state: dict | None = None
         self.timing = {"eval_seconds": 0.0, "evaluations": 0}
         self.message = ""
+        self.shard = shard  # a QueryShard under torchrun: each rank ranks its share of the query rows
 
     @property
     def stop_requested(self) -> bool:
         return self.selection.stopped
 
     def evaluate(self, emb) -> dict:
-        """``{split: metrics}`` of joint embeddings (n, D)."""
+        """``{split: metrics}`` of joint embeddings (n, D); with a shard, the same result on every rank."""
         from kgalign.evaluation.ranking import evaluate_embeddings
 
+        run = evaluate_embeddings
+        if self.shard is not None:
+            from functools import partial
+
+            from kgalign.evaluation.sharded import evaluate_embeddings_sharded
+
+            run = partial(evaluate_embeddings_sharded, shard=self.shard)
         return {
-            name: evaluate_embeddings(
+            name: run(
                 emb,
                 links,
                 candidates=self.candidates.get(name, "test"),
