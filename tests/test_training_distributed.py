@@ -18,11 +18,17 @@ def test_torchrun_two_processes_gloo(tmp_path):
     run = tmp_path / "run"
     extra = ["--epochs", "6", "--batch-size", "16", "--eval-every", "3", "--lr", "5e-3"]
     extra += ["--set", "model.hidden=32", "--set", "model.noise_size=16", "--set", "model.icl_weighting=kendall"]
+    # bootstrapping from epoch 3: a mutual-NN search (rows split across the ranks) each epoch, pairs added at epoch 5
+    extra += ["--iterative", "--il-start", "3", "--set", "iterative.step=1", "--set", "iterative.add_every=2"]
     res = _torchrun_train(ds, run, extra)  # one JSON document on stdout: only rank 0 prints
     assert res["world_size"] == 2
     assert json.loads((run / "env.json").read_text())["world_size"] == 2
     # only rank 0 writes: one metrics line per epoch, not two
-    assert [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5, 6]
+    # the ranks agreed on the pairs (else their batch counts would differ and DDP would stall)
+    assert [r["epoch"] for r in records if r.get("bootstrap", {}).get("mutual_nn", 0) > 0] == [4, 5, 6]
+    assert records[4]["bootstrap"]["added"] > 0
     pool = res["valid"]["candidates"]["kg2"]  # every KG2 entity outside the 30 seed links
     assert pool == 70 and res["valid"]["cosine"]["l2r"]["hits@1"] > 5 / pool  # chance is 1/70
     emb = np.load(run / "embeddings.npy")
