@@ -82,7 +82,7 @@ def protocol_text(candidates: str, n1: int, n2: int, n_links: int, csls_k: int) 
 CANDIDATE_SCOPES = ("test", "pool", "all")
 
 
-def _candidate_sets(links: torch.Tensor, candidates: str, kg, n: int, device, exclude=None) -> tuple[torch.Tensor, torch.Tensor]:
+def candidate_sets(links: torch.Tensor, candidates: str, kg, n: int, device, exclude=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Sorted KG1 and KG2 candidate ids: the evaluated links' ends (``test``), every entity of each
     graph (``all``), or every entity not in an ``exclude`` link (``pool``; the links' own ends stay in)."""
     if candidates == "test":
@@ -108,7 +108,7 @@ def _candidate_sets(links: torch.Tensor, candidates: str, kg, n: int, device, ex
     return c1, c2
 
 
-class _GoldCounts:
+class GoldCounts:
     """Per-block rank counts of the gold cells.
 
     Fast paths: thresholds per row / per column instead of gathering rows / columns,
@@ -185,7 +185,7 @@ def evaluate_embeddings(
     n = E.shape[0]
     if L.numel() and (int(L.min()) < 0 or int(L.max()) >= n):
         raise ValueError(f"link ids must be in [0, {n})")
-    c1, c2 = _candidate_sets(L, candidates, kg, n, dev, exclude)
+    c1, c2 = candidate_sets(L, candidates, kg, n, dev, exclude)
     n1, n2, nl = c1.numel(), c2.numel(), L.shape[0]
     A, B = E[c1], E[c2]
     pos1 = torch.searchsorted(c1, L[:, 0].contiguous())  # row of each link's KG1 end in A
@@ -199,7 +199,7 @@ def evaluate_embeddings(
     # per-block counts are < 2**24 so float32 counts are exact.
     cdtype = dtype if max(n1, n2) < (1 << 24) else torch.float64
     buf = torch.empty((blocks[0][1] - blocks[0][0] if blocks else 0, n2), dtype=cdtype, device=dev)
-    gc = _GoldCounts(pos1, pos2, order, n1, n2, buf)
+    gc = GoldCounts(pos1, pos2, order, n1, n2, buf)
     rank = {}
     gold_cos = torch.empty(nl, dtype=dtype, device=dev)
     rank["cosine", "l2r"] = torch.zeros(nl, dtype=torch.long, device=dev)

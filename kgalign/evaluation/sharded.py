@@ -32,7 +32,7 @@ from typing import Sequence
 
 import torch
 
-from kgalign.evaluation.ranking import DEFAULT_CACHE_ELEMS, _candidate_sets, _GoldCounts, metrics_from_ranks, protocol_text
+from kgalign.evaluation.ranking import DEFAULT_CACHE_ELEMS, GoldCounts, candidate_sets, metrics_from_ranks, protocol_text
 from kgalign.evaluation.similarity import DEFAULT_MAX_BLOCK_ELEMS, as_tensor, blocked_topk, normalise, row_blocks
 
 
@@ -121,7 +121,7 @@ class _Pass1:
     cache: dict
 
 
-def _pass1(A, B, blocks, shard: QueryShard, gc: _GoldCounts, k1: int, k2: int, nl: int, keep: bool) -> _Pass1:
+def _pass1(A, B, blocks, shard: QueryShard, gc: GoldCounts, k1: int, k2: int, nl: int, keep: bool) -> _Pass1:
     n1, n2 = A.shape[0], B.shape[0]
     dev, dtype = A.device, A.dtype
     res = _Pass1(
@@ -190,7 +190,7 @@ def evaluate_embeddings_sharded(
     n = E.shape[0]
     if L.numel() and (int(L.min()) < 0 or int(L.max()) >= n):
         raise ValueError(f"link ids must be in [0, {n})")
-    c1, c2 = _candidate_sets(L, candidates, kg, n, dev, exclude)
+    c1, c2 = candidate_sets(L, candidates, kg, n, dev, exclude)
     n1, n2, nl = c1.numel(), c2.numel(), L.shape[0]
     A, B = E[c1], E[c2]
     pos1 = torch.searchsorted(c1, L[:, 0].contiguous())
@@ -200,7 +200,7 @@ def evaluate_embeddings_sharded(
     blocks = list(row_blocks(n1, n2, block_size, max_block_elems))
     cdtype = dtype if max(n1, n2) < (1 << 24) else torch.float64
     buf = torch.empty((blocks[0][1] - blocks[0][0] if blocks else 0, n2), dtype=cdtype, device=dev)
-    gc = _GoldCounts(pos1, pos2, order, n1, n2, buf)
+    gc = GoldCounts(pos1, pos2, order, n1, n2, buf)
     p1 = _pass1(A, B, blocks, shard, gc, k1, k2, nl, n1 * n2 <= cache_elems)
     row_owner = block_owners(blocks, n1, shard, dev)
     link_owner = row_owner[pos1]
