@@ -18,7 +18,7 @@ from kgalign.models.inputs import build_inputs
 from kgalign.models.registry import build_model
 from kgalign.models.subgraph import placeholder_inputs
 from kgalign.training import train
-from kgalign.training.minibatch import decide, embed_layerwise, fanouts_for
+from kgalign.training.minibatch import MiniBatchStep, decide, embed_layerwise, fanouts_for
 from kgalign.training.sampling import Adjacency, FeatureSource, batch_subgraph
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -152,7 +152,7 @@ def reference(ds_path, tmp_path_factory):
 
 def test_minibatch_training_learns(reference):
     out, res = reference
-    assert res.results["minibatch"] is True
+    assert res.results["minibatch"] is True and res.results["loss_rows_only"] is True  # the default: per-row modules on the batch's rows
     # valid links ranked among the 70 non-seed entities per side (chance 0.014), test among its 50 (chance 0.02)
     assert res.results["valid"]["cosine"]["l2r"]["hits@1"] > 0.1 and res.results["valid"]["cosine"]["l2r"]["mrr"] > 0.25
     assert res.results["test"]["cosine"]["l2r"]["hits@1"] > 0.2
@@ -179,7 +179,20 @@ def test_stop_and_resume_is_bitwise_identical(ds_path, reference, tmp_path):
 def test_auto_rule_and_settings(ds_path, tmp_path):
     # a tiny budget: auto chooses mini-batch for a model that supports it ...
     res = train(ds_path, model="mclea", out_dir=tmp_path / "a", epochs=1, eval_every=1, device="cpu", hidden=16, memory_budget_gib=1e-6)
-    assert res.results["minibatch"] is True
+    assert res.results["minibatch"] is True and res.results["loss_rows_only"] is True
+    # train.loss_rows_only=false: the whole model on every subgraph node, as before
+    old = train(
+        ds_path,
+        model="mclea",
+        out_dir=tmp_path / "o",
+        epochs=1,
+        eval_every=1,
+        device="cpu",
+        hidden=16,
+        minibatch=True,
+        loss_rows_only=False,
+    )
+    assert old.results["minibatch"] is True and old.results["loss_rows_only"] is False
     # ... and the full graph when the estimate fits
     assert decide("auto", 10, 100, True, "noco") is False and decide("auto", 1000, 100, True, "noco") is True
     assert decide("auto", 1000, 100, False, "mpsea") is False
@@ -231,3 +244,45 @@ def test_csr_stored_features_train_as_their_dense_copy(tmp_path):
         b = train(sparse, model="noco", out_dir=tmp_path / f"b{mode}", minibatch=mode, **kw)
         assert a.results["minibatch"] is b.results["minibatch"] is mode
         assert np.array_equal(np.load(tmp_path / f"a{mode}" / "embeddings.npy"), np.load(tmp_path / f"b{mode}" / "embeddings.npy"))
+
+
+@pytest.mark.parametrize("name", ["meaformer", "noco", "mclea"])
+def test_rows_only_step_equals_the_whole_subgraph_step(data, name):
+    """MiniBatchStep with the per-row modules on the batch's rows only: same loss and gradients as
+    the whole-subgraph step, with feature rows gathered for the batch's entities alone."""
+    ds, inputs, adjacency, source = data
+    links = torch.from_numpy(ds.links_for("train")[:24])
+    results = []
+    for rows_only in (False, True):
+        _, mb = _pair(name, inputs, **DETERMINISTIC[name])
+        mb.train()
+        step = MiniBatchStep(mb, adjacency, source, [3, 2], seed=7, rank=0, device=torch.device("cpu"), rows_only=rows_only)
+        total, parts, out = step(links)
+        total.backward()
+        grads = {k: p.grad.clone() for k, p in mb.named_parameters() if p.grad is not None}
+        results.append((total.detach(), parts, grads, out.subgraph, out))
+    (t_all, p_all, g_all, sub_all, _), (t_rows, p_rows, g_rows, sub_rows, out_rows) = results
+    assert torch.allclose(t_all, t_rows, rtol=1e-5, atol=1e-6)
+    assert p_all.keys() == p_rows.keys() and all(p_all[k] == pytest.approx(p_rows[k], rel=1e-5, abs=1e-6) for k in p_all)
+    assert g_all.keys() == g_rows.keys()
+    for k in g_all:
+        torch.testing.assert_close(g_rows[k], g_all[k], rtol=1e-4, atol=1e-6, msg=k)
+    # the GAT's weights and the entity table rows beyond the batch got their gradient through the precomputed rows
+    assert any("conv" in k for k in g_rows) and float(g_rows["encoder.graph.entity"].abs().sum()) > 0
+    # the per-row part ran on the link entities only, while the sampled subgraph (same draw) is larger
+    seeds = list(dict.fromkeys(links.reshape(-1).tolist()))
+    assert sub_rows.nodes.tolist() == seeds == sub_all.nodes[: len(seeds)].tolist()
+    assert sub_all.num_nodes > len(seeds) and out_rows["joint"].shape[0] == len(seeds)
+    assert all(f.shape[0] == len(seeds) for f in sub_rows.features.values())
+
+
+def test_sampler_gathers_only_the_seeds_features_on_request(data):
+    ds, inputs, adjacency, source = data
+    links = ds.links_for("train")[:10]
+    full = batch_subgraph(adjacency, source, links, [2, 3], np.random.default_rng(1))
+    seeds = batch_subgraph(adjacency, source, links, [2, 3], np.random.default_rng(1), seed_features=True)
+    assert torch.equal(full.nodes, seeds.nodes) and torch.equal(full.edge_index, seeds.edge_index)
+    assert full.seeds == seeds.seeds == len(set(links.reshape(-1).tolist())) < full.num_nodes
+    for m in full.features:
+        assert seeds.features[m].shape[0] == seeds.seeds and full.features[m].shape[0] == full.num_nodes
+        assert torch.equal(seeds.features[m], full.features[m][: seeds.seeds]) and torch.equal(seeds.masks[m], full.masks[m][: seeds.seeds])

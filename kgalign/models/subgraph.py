@@ -31,7 +31,11 @@ class Subgraph:
         masks: ``{modality: BoolTensor (k,)}``.
         links: LongTensor (B, 2), the batch's links in local ids (None for inference chunks).
         graph: FloatTensor (k, dim) precomputed structural embeddings that replace the GAT
-            (layer-wise inference), or None.
+            (layer-wise inference, or the loss's rows of a GAT output with its gradient), or None.
+        seeds: how many leading nodes are the batch's link entities (None: not recorded). A
+            sampled subgraph may carry feature rows for these alone (``features[m]`` is then
+            ``(seeds, d)``): the structural encoder reads the learned entity table, not features,
+            so the other nodes need none when only the seeds' rows run the per-row modules.
     """
 
     nodes: Tensor
@@ -40,6 +44,7 @@ class Subgraph:
     masks: dict[str, Tensor] = field(default_factory=dict)
     links: Tensor | None = None
     graph: Tensor | None = None
+    seeds: int | None = None
 
     @property
     def num_nodes(self) -> int:
@@ -56,6 +61,7 @@ class Subgraph:
             {m: move(k) for m, k in self.masks.items()},
             move(self.links),
             move(self.graph),
+            self.seeds,
         )
 
 

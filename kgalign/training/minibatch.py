@@ -2,8 +2,11 @@
 
 - :class:`MiniBatchStep` is the training step (``forward(links) -> (total, parts, out)``,
   as :class:`~kgalign.training.distributed.TrainStep`): it samples the batch's subgraph
-  (kgalign/training/sampling.py), gathers those feature rows, and runs the unchanged
-  model on them inside ``model.on(sub)``. Its sampler draws from
+  (kgalign/training/sampling.py), runs the GAT over it, then the per-row rest of the
+  model (projections, fusion, NoCo's noise and confidence networks) on the batch's link
+  entities alone, whose feature rows are the only ones gathered (``rows_only``, the
+  default, ``train.loss_rows_only``); ``rows_only=False`` runs the whole unchanged model
+  on every subgraph node inside ``model.on(sub)``. Its sampler draws from
   ``numpy.random.default_rng([seed, rank, draw])``: the draw counter is the whole
   sampler state (checkpointed by :class:`SamplerState`), so a resumed run samples
   exactly what an uninterrupted one would.
@@ -40,29 +43,72 @@ class MiniBatchStep(torch.nn.Module):
         fanouts: neighbours per hop, one per GAT layer (-1 = all).
         seed, rank: the sampler's stream (each rank samples its own share of the batch).
         device: where the subgraph goes.
+        rows_only: run the per-row modules on the batch's link entities only (the loss reads
+            nothing else): same loss and gradients as ``False`` for row-wise models; the random
+            draws (dropout, NoCo's noise) and NoCo's noise-scale statistic (a mean over the rows
+            computed) differ. ``out`` then covers those rows, ``out.subgraph`` holds them.
     """
 
     def __init__(
-        self, model, adjacency: Adjacency, source: FeatureSource, fanouts: list[int], seed: int, rank: int, device: torch.device
+        self,
+        model,
+        adjacency: Adjacency,
+        source: FeatureSource,
+        fanouts: list[int],
+        seed: int,
+        rank: int,
+        device: torch.device,
+        rows_only: bool = True,
     ) -> None:
         super().__init__()
         self.model = model
         self.adjacency, self.source, self.fanouts = adjacency, source, list(fanouts)
         self.seed, self.rank, self.device = int(seed), int(rank), device
+        self.rows_only = bool(rows_only)
         self.draws = 0  # subgraphs sampled so far: the sampler's state
 
     def sample(self, links: torch.Tensor) -> Subgraph:
         rng = np.random.default_rng([self.seed, self.rank, self.draws])
         self.draws += 1
-        return batch_subgraph(self.adjacency, self.source, links.cpu().numpy(), self.fanouts, rng).to(self.device)
+        sub = batch_subgraph(self.adjacency, self.source, links.cpu().numpy(), self.fanouts, rng, seed_features=self.rows_only)
+        return sub.to(self.device)
 
     def forward(self, links: torch.Tensor):
         sub = self.sample(links)
+        if self.rows_only:
+            sub = seed_rows(sub, subgraph_structure(self.model, sub))
         with self.model.on(sub):
             out = self.model()
             total, parts = self.model.loss(out, sub.links)
         out.subgraph = sub  # the loop runs after_step/step_metrics on it (kgalign/training/loop.py)
         return total, parts, out
+
+
+def subgraph_structure(model, sub: Subgraph) -> torch.Tensor:
+    """The structural encoder (GAT) over a sampled subgraph: (k, dim) rows for ``sub.nodes``, with
+    their gradient, exactly as ``model()`` inside ``model.on(sub)`` computes them (the GAT's input
+    is the learned entity table's rows, so the subgraph's feature rows are not read)."""
+    enc = model.graph_encoder()
+    enc.rows = sub.nodes
+    try:
+        return enc(sub.edge_index)
+    finally:
+        enc.rows = None
+
+
+def seed_rows(sub: Subgraph, structure: torch.Tensor) -> Subgraph:
+    """The subgraph of ``sub``'s seeds alone (no edges) with ``structure``'s rows for them as the
+    precomputed ``graph``; the links keep their local ids (the seeds come first)."""
+    s = int(sub.seeds)
+    return Subgraph(
+        nodes=sub.nodes[:s],
+        edge_index=sub.edge_index.new_zeros((2, 0)),
+        features={m: f[:s] for m, f in sub.features.items()},
+        masks={m: k[:s] for m, k in sub.masks.items()},
+        links=sub.links,
+        graph=structure[:s],
+        seeds=s,
+    )
 
 
 class SamplerState(Callback):

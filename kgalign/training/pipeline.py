@@ -248,12 +248,8 @@ class Trainer:
         options = {k: v for k, v in self.cfg["model"].items() if k != "name"}
         self.precision = resolve_precision(self.cfg["train"]["amp"], self.device)  # a bad --amp fails before anything is logged
         self.minibatch = self._decide_minibatch(name, options)
-        # Full-graph steps run the per-row modules on the loss's rows alone where the model allows it.
-        self.row_step = (
-            not self.minibatch
-            and bool(self.cfg["train"]["loss_rows_only"])
-            and bool(getattr(get_model(name).cls, "supports_minibatch", False))
-        )
+        # Full-graph and mini-batch steps run the per-row modules on the loss's rows alone where the model allows it.
+        self.row_step = bool(self.cfg["train"]["loss_rows_only"]) and bool(getattr(get_model(name).cls, "supports_minibatch", False))
         seed_everything(self.cfg["train"]["seed"])
         if self.minibatch:  # feature rows stay on the host; the model gets them per batch
             from kgalign.models.subgraph import placeholder_inputs
@@ -276,7 +272,8 @@ class Trainer:
         rows = {k: self.sparse_features[k][0] if k in self.sparse_features else f for k, f in self.inputs.features.items()}
         source = FeatureSource(rows, self.inputs.masks)
         layers = len(self.model.graph_encoder().convs)
-        step = MiniBatchStep(self.model, adjacency, source, fanouts_for(t["fanout"], layers), t["seed"], self.dist.rank, self.device)
+        fanouts = fanouts_for(t["fanout"], layers)
+        step = MiniBatchStep(self.model, adjacency, source, fanouts, t["seed"], self.dist.rank, self.device, rows_only=self.row_step)
         return step, SamplerState(step), lambda: embed_layerwise(self.model, adjacency, source)
 
     def _prepare_dir(self) -> bool:

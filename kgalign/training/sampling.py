@@ -139,18 +139,29 @@ class FeatureSource:
 
 
 def batch_subgraph(
-    adjacency: Adjacency, source: FeatureSource, links: np.ndarray, fanouts: list[int], rng: np.random.Generator
+    adjacency: Adjacency,
+    source: FeatureSource,
+    links: np.ndarray,
+    fanouts: list[int],
+    rng: np.random.Generator,
+    seed_features: bool = False,
 ) -> Subgraph:
     """The :class:`Subgraph` of a batch of links (B, 2) global ids: seeds = the links' entities
-    (unique, in order of first appearance), ``fanouts`` per hop, and the links in local ids."""
+    (unique, in order of first appearance; ``sub.seeds`` of them, local ids ``0..seeds-1``),
+    ``fanouts`` per hop, and the links in local ids.
+
+    ``seed_features``: gather feature rows and masks for the seeds alone (``(seeds, d)``), for a
+    step that runs the per-row modules on the seeds only (the GAT reads the entity table, not
+    features); False: for every node (``(k, d)``).
+    """
     flat = np.asarray(links, dtype=np.int64).reshape(-1)
     uniq, first = np.unique(flat, return_index=True)
-    seeds = uniq[np.argsort(first, kind="stable")]
+    order = np.argsort(first, kind="stable")
+    seeds = uniq[order]
     nodes, edges = adjacency.sample(seeds, fanouts, rng)
     # a link entity's local id is its position in ``seeds`` (= ``uniq`` position mapped through ``order``)
-    order = np.argsort(first, kind="stable")
     rank = np.empty(len(uniq), dtype=np.int64)
     rank[order] = np.arange(len(uniq))
     link_local = rank[np.searchsorted(uniq, flat)].reshape(-1, 2)
-    feats, masks = source.gather(nodes)
-    return Subgraph(torch.from_numpy(nodes), torch.from_numpy(edges), feats, masks, torch.from_numpy(link_local))
+    feats, masks = source.gather(seeds if seed_features else nodes)
+    return Subgraph(torch.from_numpy(nodes), torch.from_numpy(edges), feats, masks, torch.from_numpy(link_local), seeds=len(seeds))
