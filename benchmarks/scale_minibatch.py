@@ -150,7 +150,11 @@ def probe(ds_path: Path, args) -> dict:
         dims = {m: f.shape[1] for m, f in inputs.features.items()}
         model = build_model(args.model, placeholder_inputs(inputs.num_entities, dims, inputs.masks), **opts)
         adj = Adjacency(inputs.edge_index, inputs.num_entities)
-        net = MiniBatchStep(model, adj, FeatureSource(inputs.features, inputs.masks), [args.fanout] * 2, 0, 0, torch.device("cpu"))
+        source = FeatureSource(inputs.features, inputs.masks)
+        if args.step == "both":
+            return _alternate(model, adj, source, ds, inputs, args)
+        rows_only = args.step == "rows"
+        net = MiniBatchStep(model, adj, source, [args.fanout] * 2, 0, 0, torch.device("cpu"), rows_only=rows_only)
     else:
         from kgalign.training.distributed import TrainStep
 
@@ -184,6 +188,65 @@ def probe(ds_path: Path, args) -> dict:
     }
 
 
+def _trim() -> None:
+    """Give freed heap memory back to the OS (glibc), so the next step's RSS rise is its own."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _alternate(model, adj, source, ds, inputs, args) -> dict:
+    """``--step both``: the whole-subgraph step (``rows_only=False``, before 2026-11-28) and the
+    rows-only step alternating on the same model and batches, after one unmeasured warm-up step
+    (it creates the AdamW moments). Per variant: median CPU seconds (all threads), wall seconds,
+    and per-step memory = peak RSS during the step minus RSS just before it (after ``malloc_trim``)."""
+    import torch
+
+    from kgalign.training.minibatch import MiniBatchStep
+
+    steps = {
+        name: MiniBatchStep(model, adj, source, [args.fanout] * 2, 0, 0, torch.device("cpu"), rows_only=name == "rows")
+        for name in ("all", "rows")
+    }
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    links = torch.from_numpy(ds.links_for("train"))
+    perm = torch.randperm(len(links), generator=torch.Generator().manual_seed(0))
+    rec = {name: {"cpu": [], "wall": [], "mem": [], "rows": []} for name in steps}
+    order = ["rows"] + [name for _ in range(args.probe) for name in ("all", "rows")]  # the first is the warm-up
+    for i, name in enumerate(order):
+        batch = links[perm[i * args.batch_size : (i + 1) * args.batch_size]]
+        _trim()
+        before = RssSampler.now()
+        c, t = time.process_time(), time.perf_counter()
+        with RssSampler() as rss:
+            loss, _, out = steps[name](batch)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        if i == 0:
+            continue
+        r = rec[name]
+        r["cpu"].append(time.process_time() - c)
+        r["wall"].append(time.perf_counter() - t)
+        r["mem"].append(rss.peak - before)
+        r["rows"].append(out.subgraph.num_nodes)
+    res = {
+        f"{name}_{key}": round(float(np.median(r[src])), 3 if key != "rows" else 0)
+        for name, r in rec.items()
+        for key, src in (("cpu_s", "cpu"), ("wall_s", "wall"), ("per_step_gib", "mem"), ("rows", "rows"))
+    }
+    res.update(
+        cpu_ratio=round(res["all_cpu_s"] / res["rows_cpu_s"], 2),
+        steps_each=args.probe,
+        graph_nodes=int(inputs.num_entities),
+        rss_loaded_gib=round(RssSampler.now(), 3),
+    )
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, required=True, help="entities per side")
@@ -202,18 +265,35 @@ def main() -> None:
     ap.add_argument("--eval-links", type=int, default=5000)
     ap.add_argument("--own-data", action="store_true", help="use synthetic_pair even when /work/scale-data has this size")
     ap.add_argument("--probe", type=int, default=0, help="only run this many optimizer steps and report step time and per-step memory")
+    ap.add_argument(
+        "--step",
+        choices=("rows", "all", "both"),
+        default="rows",
+        help="mini-batch probe: per-row modules on the batch's rows only (rows, the default), on every subgraph node (all), "
+        "or both alternating on the same batches",
+    )
     args = ap.parse_args()
     if args.probe:
         ds_path = dataset_for(args)
         import torch
 
-        res = {"n_per_side": args.n, "mode": args.mode, "batch_size": args.batch_size, "fanout": args.fanout, "hidden": args.hidden}
+        res = {
+            "n_per_side": args.n,
+            "mode": args.mode,
+            "step": args.step,
+            "batch_size": args.batch_size,
+            "fanout": args.fanout,
+            "hidden": args.hidden,
+        }
         res.update(probe(ds_path, args))
         res["load"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         res["threads"] = torch.get_num_threads()
         res["command"] = " ".join([sys.executable.split("/")[-1], *sys.argv])
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / f"probe_{args.mode}{'_own' if args.own_data else ''}-{args.n}.json").write_text(json.dumps(res, indent=2) + "\n")
+        (
+            Path(args.out)
+            / f"probe_{args.mode}{'' if args.step == 'rows' else '_' + args.step}{'_own' if args.own_data else ''}-{args.n}.json"
+        ).write_text(json.dumps(res, indent=2) + "\n")
         print(json.dumps(res))
         return
 
