@@ -217,7 +217,7 @@ def _alternate(model, adj, source, ds, inputs, args) -> dict:
     rec = {name: {"cpu": [], "wall": [], "mem": [], "rows": []} for name in steps}
     order = ["rows"] + [name for _ in range(args.probe) for name in ("all", "rows")]  # the first is the warm-up
     for i, name in enumerate(order):
-        batch = links[perm[i * args.batch_size : (i + 1) * args.batch_size]]
+        batch = links[perm[(i * args.batch_size + torch.arange(args.batch_size)) % len(links)]]  # wraps around on small splits
         _trim()
         before = RssSampler.now()
         c, t = time.process_time(), time.perf_counter()
