@@ -41,9 +41,13 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--rows", type=int, default=60_000, help="subgraph nodes per step")
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     for n in args.n:
         res = measure(n, args.hidden, args.rows, args.steps)
+        res["threads"] = torch.get_num_threads()
         res["load"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(json.dumps(res))
 

@@ -239,6 +239,7 @@ def _alternate(model, adj, source, ds, inputs, args) -> dict:
         for key, src in (("cpu_s", "cpu"), ("wall_s", "wall"), ("per_step_gib", "mem"), ("rows", "rows"))
     }
     res.update(
+        {f"{name}_cpu_s_each": [round(x, 3) for x in r["cpu"]] for name, r in rec.items()},
         cpu_ratio=round(res["all_cpu_s"] / res["rows_cpu_s"], 2),
         steps_each=args.probe,
         graph_nodes=int(inputs.num_entities),
@@ -272,7 +273,12 @@ def main() -> None:
         help="mini-batch probe: per-row modules on the batch's rows only (rows, the default), on every subgraph node (all), "
         "or both alternating on the same batches",
     )
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.probe:
         ds_path = dataset_for(args)
         import torch
