@@ -54,6 +54,8 @@ class MPSEA(AlignmentModel):
         structure: use the graph-structure modality at all ("w/o structure").
         dnef: encode numbers with DNEF (True) or a Linear map of the dense numeric matrix.
         dnef_kernels: radial basis functions per numeric attribute.
+        dnef_chunk: numeric facts per chunk whose activations DNEF recomputes in backward
+            instead of keeping (0: keep all; less memory, a little more time, same results).
         fusion_heads, fusion_ffn, fusion_dropout: the two fusion transformers (paper: 5 heads).
         fusion_checkpoint: recompute the fusion layers in backward instead of keeping their
             activations (less memory, more time; the results are the same).
@@ -89,6 +91,7 @@ class MPSEA(AlignmentModel):
         structure: bool = True,
         dnef: bool = True,
         dnef_kernels: int = 32,
+        dnef_chunk: int = 65536,
         fusion_heads: int = 5,
         fusion_ffn: int = 300,
         fusion_dropout: float = 0.1,
@@ -169,7 +172,7 @@ class MPSEA(AlignmentModel):
                     facts = NumericFacts.from_matrices(dense.cpu().numpy(), (dense != 0).cpu().numpy())
                 lo = float(facts.value.min()) if facts.value.numel() else 0.0
                 hi = float(facts.value.max()) if facts.value.numel() else 1.0
-                self.dnef = DNEF(facts.num_attributes, hidden, dnef_kernels, (lo, hi))
+                self.dnef = DNEF(facts.num_attributes, hidden, dnef_kernels, (lo, hi), dnef_chunk)
                 self.register_buffer("num_entity", facts.entity.long(), persistent=False)
                 self.register_buffer("num_attribute", facts.attribute.long(), persistent=False)
                 self.register_buffer("num_value", facts.value.float(), persistent=False)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 
 class DNEF(nn.Module):
@@ -29,12 +30,16 @@ class DNEF(nn.Module):
         dim: output width d.
         kernels: K radial basis functions per attribute.
         value_range: ``(low, high)`` of the stored values; centres start evenly spaced in it.
+        chunk: in training, facts per chunk whose activations are recomputed in backward
+            instead of kept (0: never); the result is the same up to float rounding.
     Shapes:
         forward(entity (k,), attribute (k,), value (k,), num_entities n) -> (n, dim)
     """
 
-    def __init__(self, num_attributes: int, dim: int, kernels: int = 32, value_range: tuple[float, float] = (0.0, 1.0)):
+    def __init__(self, num_attributes: int, dim: int, kernels: int = 32, value_range: tuple[float, float] = (0.0, 1.0), chunk: int = 0):
         super().__init__()
+        # Facts per checkpointed chunk in training (0: one pass that keeps every fact's activations).
+        self.chunk = int(chunk)
         self.low, self.high = float(value_range[0]), float(value_range[1])
         if not self.high > self.low:
             self.high = self.low + 1.0
@@ -68,15 +73,28 @@ class DNEF(nn.Module):
         hidden = F.relu(first(phi))  # (k, d)
         return torch.addmm(per_attr[attribute], hidden, (w_val @ last.weight).t())
 
-    def forward(self, entity: Tensor, attribute: Tensor, value: Tensor, num_entities: int) -> Tensor:
-        dim = self.out.out_features
-        if entity.numel() == 0:
-            return self.out.weight.new_zeros(num_entities, dim)
+    def _pool(self, entity: Tensor, attribute: Tensor, value: Tensor, num_entities: int) -> Tensor:
+        """(n, d): the sum of each entity's fact vectors."""
         centres = self.centres[attribute]
         width = self.log_width[attribute].exp()
         phi = torch.exp(-(((value.unsqueeze(1) - centres) / width) ** 2))  # (k, K)
         fact = F.relu(self._combine(phi, attribute))
-        pooled = fact.new_zeros(num_entities, dim).index_add_(0, entity, fact)
+        return fact.new_zeros(num_entities, fact.shape[1]).index_add_(0, entity, fact)
+
+    def forward(self, entity: Tensor, attribute: Tensor, value: Tensor, num_entities: int) -> Tensor:
+        dim = self.out.out_features
+        if entity.numel() == 0:
+            return self.out.weight.new_zeros(num_entities, dim)
+        if self.chunk > 0 and entity.numel() > self.chunk and torch.is_grad_enabled():
+            # The per-fact activations (several (k, d) tensors) dominate the memory of a step when there
+            # are many facts: sum the chunks' pooled rows and recompute each chunk's facts in backward.
+            pooled = None
+            for lo in range(0, entity.numel(), self.chunk):
+                sl = slice(lo, lo + self.chunk)
+                part = checkpoint(self._pool, entity[sl], attribute[sl], value[sl], num_entities, use_reentrant=False)
+                pooled = part if pooled is None else pooled + part
+        else:
+            pooled = self._pool(entity, attribute, value, num_entities)
         count = torch.bincount(entity, minlength=num_entities).clamp(min=1).unsqueeze(1)
         present = (torch.bincount(entity, minlength=num_entities) > 0).unsqueeze(1)
         out = self.out(pooled / count.to(pooled.dtype))
