@@ -91,7 +91,7 @@ class MPSEA(AlignmentModel):
         structure: bool = True,
         dnef: bool = True,
         dnef_kernels: int = 32,
-        dnef_chunk: int = 65536,
+        dnef_chunk: int = 0,
         fusion_heads: int = 5,
         fusion_ffn: int = 300,
         fusion_dropout: float = 0.1,

@@ -30,8 +30,8 @@ class DNEF(nn.Module):
         dim: output width d.
         kernels: K radial basis functions per attribute.
         value_range: ``(low, high)`` of the stored values; centres start evenly spaced in it.
-        chunk: in training, facts per chunk whose activations are recomputed in backward
-            instead of kept (0: never); the result is the same up to float rounding.
+        chunk: facts per chunk (0: all at once); with grad, each chunk's activations are
+            recomputed in backward instead of kept. The result is the same up to float rounding.
     Shapes:
         forward(entity (k,), attribute (k,), value (k,), num_entities n) -> (n, dim)
     """
@@ -85,13 +85,15 @@ class DNEF(nn.Module):
         dim = self.out.out_features
         if entity.numel() == 0:
             return self.out.weight.new_zeros(num_entities, dim)
-        if self.chunk > 0 and entity.numel() > self.chunk and torch.is_grad_enabled():
-            # The per-fact activations (several (k, d) tensors) dominate the memory of a step when there
-            # are many facts: sum the chunks' pooled rows and recompute each chunk's facts in backward.
+        if self.chunk > 0 and entity.numel() > self.chunk:
+            # The per-fact tensors (several (k, d) ones) dominate the memory when there are many facts:
+            # sum the chunks' pooled rows; with grad, each chunk's facts are recomputed in backward.
+            grad = torch.is_grad_enabled()
             pooled = None
             for lo in range(0, entity.numel(), self.chunk):
                 sl = slice(lo, lo + self.chunk)
-                part = checkpoint(self._pool, entity[sl], attribute[sl], value[sl], num_entities, use_reentrant=False)
+                args = (entity[sl], attribute[sl], value[sl], num_entities)
+                part = checkpoint(self._pool, *args, use_reentrant=False) if grad else self._pool(*args)
                 pooled = part if pooled is None else pooled + part
         else:
             pooled = self._pool(entity, attribute, value, num_entities)
