@@ -252,7 +252,7 @@ class Trainer:
         self.row_step = (
             not self.minibatch
             and bool(self.cfg["train"]["loss_rows_only"])
-            and bool(getattr(get_model(name).cls, "supports_minibatch", False))
+            and any(bool(getattr(get_model(name).cls, flag, False)) for flag in ("supports_minibatch", "supports_row_step"))
         )
         seed_everything(self.cfg["train"]["seed"])
         if self.minibatch:  # feature rows stay on the host; the model gets them per batch
