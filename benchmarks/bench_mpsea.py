@@ -5,7 +5,8 @@ Two measurements, each model in its own child process so that each peak RSS is i
 - ``gat``: fwd+bwd (timed alternately in one process) of the 2-layer, 2-head, 300-d structural encoder, PyG
   ``GATConv`` (kgalign's plain GAT) versus :class:`MultiWeightGAT` (relation
   groups), on ``--gat-entities`` nodes and ``--gat-edges`` typed directed edges;
-- ``epoch``: one full training epoch (forward over all entities, loss on one
+- ``epoch``: one full training epoch (``--step rows``, the training default: the structural encoder over the
+  whole graph, every per-row module on the loss's rows; ``--step full``: forward over all entities), loss on one
   batch of links, backward, AdamW step) of NoCo and of MPSEA on the same
   synthetic inputs (typed relation edges with a Zipf relation distribution,
   relation/attribute bag-of-words, numeric facts, optional image features).
@@ -17,6 +18,7 @@ Medians over ``--repeats`` after one warm-up; results as JSON in
     python benchmarks/bench_mpsea.py --only gat --threads 2
     python benchmarks/bench_mpsea.py --amp bf16 --out benchmarks/out/mpsea_bench_bf16.json
     python benchmarks/bench_mpsea.py --only epoch --mpsea-set fusion_checkpoint=true
+    python benchmarks/bench_mpsea.py --only epoch --step full     # every module on all rows (train.loss_rows_only=false)
 """
 
 from __future__ import annotations
@@ -108,11 +110,15 @@ def _child_epoch(args) -> dict:
     import torch
 
     from kgalign.models.registry import build_model
+    from kgalign.training.distributed import TrainStep
+    from kgalign.training.rowstep import RowStep
 
     inputs = _inputs(args.entities, args.edges, args.relations, image=args.image)
     torch.manual_seed(0)
     overrides = {k: json.loads(v) for k, v in (x.split("=", 1) for x in args.mpsea_set)} if args.variant == "mpsea" else {}
     model = build_model(args.variant, inputs, **overrides)
+    rows = args.step == "rows" and (model.supports_minibatch or getattr(model, "supports_row_step", False))
+    step = RowStep(model) if rows else TrainStep(model)  # the training loop's step (train.loss_rows_only)
     opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=1e-4)
     rng = np.random.default_rng(1)
     n1 = args.entities // 2
@@ -123,7 +129,7 @@ def _child_epoch(args) -> dict:
         amp = torch.autocast("cpu", dtype=torch.bfloat16) if args.amp == "bf16" else contextlib.nullcontext()
         c0, t0 = _cpu_seconds(), time.perf_counter()
         with amp:
-            loss, _ = model.loss(model(), links)
+            loss, _, _ = step(links)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -161,6 +167,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--amp", choices=["off", "bf16"], default="off")
+    ap.add_argument(
+        "--step", choices=["rows", "full"], default="rows", help="epoch: per-row modules on the loss's rows (train default) or on all rows"
+    )
     ap.add_argument("--mpsea-set", action="append", default=[], metavar="KEY=JSON", help="MPSEA option for the epoch benchmark")
     ap.add_argument("--out", default="benchmarks/out/mpsea_bench.json")
     ap.add_argument("--child", choices=["gat", "epoch"], help=argparse.SUPPRESS)
@@ -176,6 +185,7 @@ def main(argv=None) -> int:
     result = {
         "threads": args.threads,
         "amp": args.amp,
+        "step": args.step,
         "mpsea_set": args.mpsea_set,
         "load_avg_start": [round(x, 2) for x in os.getloadavg()],
     }

@@ -67,13 +67,14 @@ def main(argv=None) -> int:
     inputs = inputs.to(device) if device.type != "cpu" else inputs
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     model = build_model(args.model, inputs, **overrides)
+    rows_ok = bool(model.supports_minibatch or getattr(model, "supports_row_step", False))
     rng = np.random.default_rng(1)
     n1 = args.entities // 2
     links = np.stack([rng.choice(n1, args.links, replace=False), n1 + rng.choice(args.entities - n1, args.links, replace=False)], 1)
     # The training loop every run uses, one step per epoch, timing the parts of each step.
     loop = TrainingLoop(
         model,
-        wrap_model(model, DistInfo(), device, RowStep(model) if args.step == "rows" and model.supports_minibatch else None),
+        wrap_model(model, DistInfo(), device, RowStep(model) if args.step == "rows" and rows_ok else None),
         links,
         epochs=args.epochs + 1,
         batch_size=None,
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
         "features": dims,
         "threads": args.threads,
         "amp": args.amp,
-        "step": args.step if model.supports_minibatch else "full",
+        "step": args.step if rows_ok else "full",
         "overrides": overrides,
         "epoch_s_median": round(statistics.median(r["epoch"] for r in timings), 2),
         "epochs_s": [round(r["epoch"], 2) for r in timings],

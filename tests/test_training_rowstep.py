@@ -62,6 +62,7 @@ def test_train_uses_the_row_step_by_default_and_the_old_step_on_request(tmp_path
     # both learn (chance among the valid pool is about 1/84)
     for r in (rows, full):
         assert r["valid"]["cosine"]["l2r"]["hits@1"] > 0.2, r["valid"]["cosine"]["l2r"]
-    # MPSEA's forward needs every row (it cannot run on a subgraph): it keeps the all-rows step
-    mp = train(ds, model="mpsea", out_dir=tmp_path / "mp", **{**kw, "epochs": 1, "hidden": 40, "fusion_ffn": 40, "outlook_grid": 10})
-    assert mp.results["loss_rows_only"] is False
+    # MPSEA cannot run on a subgraph, but has its own row step (MPSEA.rows_step); the option turns it off too
+    small = {**kw, "epochs": 1, "hidden": 40, "fusion_ffn": 40, "outlook_grid": 10}
+    assert train(ds, model="mpsea", out_dir=tmp_path / "mp", **small).results["loss_rows_only"] is True
+    assert train(ds, model="mpsea", out_dir=tmp_path / "mpf", loss_rows_only=False, **small).results["loss_rows_only"] is False

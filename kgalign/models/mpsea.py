@@ -54,6 +54,8 @@ class MPSEA(AlignmentModel):
         structure: use the graph-structure modality at all ("w/o structure").
         dnef: encode numbers with DNEF (True) or a Linear map of the dense numeric matrix.
         dnef_kernels: radial basis functions per numeric attribute.
+        dnef_chunk: numeric facts per chunk whose activations DNEF recomputes in backward
+            instead of keeping (0: keep all; less memory, a little more time, same results).
         fusion_heads, fusion_ffn, fusion_dropout: the two fusion transformers (paper: 5 heads).
         fusion_checkpoint: recompute the fusion layers in backward instead of keeping their
             activations (less memory, more time; the results are the same).
@@ -73,6 +75,9 @@ class MPSEA(AlignmentModel):
         l2_inputs: modalities whose raw features are L2-normalised first.
     """
 
+    # Full-graph training runs the per-row modules on the loss's rows (``rows_step``, train.loss_rows_only).
+    supports_row_step = True
+
     def __init__(
         self,
         inputs: ModelInputs,
@@ -86,6 +91,7 @@ class MPSEA(AlignmentModel):
         structure: bool = True,
         dnef: bool = True,
         dnef_kernels: int = 32,
+        dnef_chunk: int = 0,
         fusion_heads: int = 5,
         fusion_ffn: int = 300,
         fusion_dropout: float = 0.1,
@@ -166,7 +172,7 @@ class MPSEA(AlignmentModel):
                     facts = NumericFacts.from_matrices(dense.cpu().numpy(), (dense != 0).cpu().numpy())
                 lo = float(facts.value.min()) if facts.value.numel() else 0.0
                 hi = float(facts.value.max()) if facts.value.numel() else 1.0
-                self.dnef = DNEF(facts.num_attributes, hidden, dnef_kernels, (lo, hi))
+                self.dnef = DNEF(facts.num_attributes, hidden, dnef_kernels, (lo, hi), dnef_chunk)
                 self.register_buffer("num_entity", facts.entity.long(), persistent=False)
                 self.register_buffer("num_attribute", facts.attribute.long(), persistent=False)
                 self.register_buffer("num_value", facts.value.float(), persistent=False)
@@ -236,32 +242,52 @@ class MPSEA(AlignmentModel):
                 mod.reset_parameters()
 
     # ------------------------------------------------------------ forward
-    def _encode(self) -> dict[str, Tensor]:
+    def _encode(self, rows: Tensor | None = None) -> dict[str, Tensor]:
+        """Unfused modality embeddings ``{m: (n, d)}``, or ``(k, d)`` for the unique ``rows`` (k,) only.
+
+        The structural encoder always runs over the whole graph (its output at a row depends
+        on the row's neighbourhood); the feature encoders are row-wise, so restricting them
+        to ``rows`` gives the same rows.
+        """
         out = {}
         if self.graph is not None:
-            out["graph"] = self.graph() if isinstance(self.graph, MultiWeightGAT) else self.graph(self.edge_index)
+            g = self.graph() if isinstance(self.graph, MultiWeightGAT) else self.graph(self.edge_index)
+            out["graph"] = g if rows is None else g[rows]
         feats, masks = self.features(), self.masks()
+        if rows is not None:
+            feats = {m: f[rows] for m, f in feats.items()}
+            masks = {m: k[rows] for m, k in masks.items()}
         for m in self.tokens:
             if m in self.proj:
                 out[m] = self.proj[m](feats[m], masks[m])
             else:
-                out[m] = self.dnef(self.num_entity, self.num_attribute, self.num_value, self.num_entities) * masks[m].unsqueeze(1)
+                out[m] = self._numeric(rows) * masks[m].unsqueeze(1)
         return out
+
+    def _numeric(self, rows: Tensor | None) -> Tensor:
+        """DNEF over the facts of all entities (n, d), or of the unique ``rows`` alone (k, d)."""
+        if rows is None:
+            return self.dnef(self.num_entity, self.num_attribute, self.num_value, self.num_entities)
+        local = torch.full((self.num_entities,), -1, dtype=torch.long, device=rows.device)
+        local[rows] = torch.arange(len(rows), device=rows.device)
+        ent = local[self.num_entity]
+        keep = ent >= 0
+        return self.dnef(ent[keep], self.num_attribute[keep], self.num_value[keep], len(rows))
 
     def _joint(self, x: list[Tensor], h: list[Tensor], weights: Tensor, level: Tensor) -> Tensor:
         """``concat_m(w_m * norm((1 - lam) x_m + lam h_m))`` with ``level`` (n, 1) or a float."""
         mixed = [(1 - level) * a + level * b for a, b in zip(x, h, strict=True)]
         return weighted_concat(mixed, weights)
 
-    def _fuse(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Graph structure transformer + MMPF: (n, M, d) unfused tokens -> (fused tokens (n, M, d), scores (n, M))."""
-        mask = self.modality_mask
+    def _fuse(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Graph structure transformer + MMPF: (n, M, d) unfused tokens and their (n, M) mask
+        -> (fused tokens (n, M, d), scores (n, M)). Row-wise: any subset of rows may be fused."""
         hidden, scores = [], []
         if self.gst is not None:
             g, s_g = self.gst(x, mask)
             hidden, scores = [g], [s_g.unsqueeze(1)]
         elif self.graph is not None:
-            hidden, scores = [x[:, 0]], [x.new_zeros(self.num_entities, 1).float()]
+            hidden, scores = [x[:, 0]], [x.new_zeros(x.shape[0], 1).float()]
         if self.mmpf is not None:
             first = len(self.names) - len(self.tokens)
             hid, s_t = self.mmpf(x[:, first:], mask[:, first:], hidden[0] if hidden else None)
@@ -269,19 +295,35 @@ class MPSEA(AlignmentModel):
             scores.append(s_t.float())
         return torch.stack(hidden, 1), torch.cat(scores, 1)
 
-    def forward(self) -> ModelOutput:
-        enc = self._encode()
-        mask = self.modality_mask
-        x = [enc[m] for m in self.names]
+    def forward(self, rows: Tensor | None = None) -> ModelOutput:
+        """All entities' embeddings, or (with ``rows`` (k,), unique global ids) those of ``rows`` alone.
+
+        With ``rows``, every module after the structural encoder runs on those rows only
+        (plus, with CPRL, the feature encoders on the MI estimator's ``mi_pool`` entities,
+        whose unfused embeddings the MI score contrasts with); for each row the result is
+        the all-rows forward's, up to the random draws (dropout, the policy's sampled action).
+        """
+        pool = self.mi_pool if self.policy is not None else None
+        if rows is None:
+            enc, mask = self._encode(), self.modality_mask
+            x = [enc[m] for m in self.names]
+            neg = None
+        else:
+            k = len(rows)
+            ext, inv = (rows, None) if pool is None else torch.unique(torch.cat([rows, pool]), return_inverse=True)
+            enc, mask = self._encode(ext), self.modality_mask[rows]
+            both = [enc[m] if inv is None else enc[m][inv] for m in self.names]
+            x = [t[:k] for t in both]
+            neg = None if pool is None else self._modality_concat([t[k:] for t in both])
         stacked = torch.stack(x, 1)
         if self.fusion_checkpoint and self.training and torch.is_grad_enabled():
             # Keep none of the fusion layers' activations; recompute them in backward (same RNG for dropout).
-            hidden, scores = checkpoint(self._fuse, stacked, use_reentrant=False)
+            hidden, scores = checkpoint(self._fuse, stacked, mask, use_reentrant=False)
         else:
-            hidden, scores = self._fuse(stacked)
+            hidden, scores = self._fuse(stacked, mask)
         weights = masked_softmax(scores, mask)
         h = list(hidden.unbind(1))
-        aux = {"hidden": hidden, "weights": weights}
+        aux = {"hidden": hidden, "weights": weights, "mask": mask}
         if self.policy is None:
             joint = self._joint(x, h, weights, self.base_level)
         else:
@@ -289,7 +331,9 @@ class MPSEA(AlignmentModel):
             with torch.no_grad():
                 base = self._joint(x, h, weights, self.base_level).float()
                 clean = self._modality_concat(x)
-                mi = self.mi.pointwise(base, clean, clean[self.mi_pool])
+                if neg is None:
+                    neg = clean[pool]
+                mi = self.mi.pointwise(base, clean, neg)
             logits = self.policy(torch.cat([base, mi.unsqueeze(1)], 1).to(next(self.policy.parameters()).dtype))
             if self.training:
                 action = torch.distributions.Categorical(logits=logits.detach()).sample()
@@ -297,10 +341,22 @@ class MPSEA(AlignmentModel):
                 action = logits.detach().argmax(1)
             level = self.levels[action].unsqueeze(1)
             joint = self._joint(x, h, weights, level)
-            aux.update(logits=logits, action=action, level=level.squeeze(1), mi_state=mi, clean=clean)
-        out = ModelOutput({m: enc[m] for m in self.names}, aux=aux)
+            aux.update(logits=logits, action=action, level=level.squeeze(1), mi_state=mi, clean=clean, negatives=neg)
+        out = ModelOutput({m: t for m, t in zip(self.names, x, strict=True)}, aux=aux)
         out["joint"] = joint
         return out
+
+    def rows_step(self, links: Tensor) -> tuple[Tensor, dict[str, float], ModelOutput]:
+        """One training step's ``(total, parts, out)`` with every per-row module on the batch's rows.
+
+        ``links`` (B, 2) global ids. The loss reads only the batch's rows (and the MI pool), so
+        the loss and its gradients are the all-rows step's (tests/test_models_mpsea_rows.py);
+        ``out`` covers ``unique(links)``. Used by the training loop when ``train.loss_rows_only``.
+        """
+        rows, inverse = torch.unique(links.reshape(-1), return_inverse=True)
+        out = self.forward(rows)
+        total, parts = self.loss(out, inverse.view(-1, 2))
+        return total, parts, out
 
     @staticmethod
     def _modality_concat(x: list[Tensor]) -> Tensor:
@@ -320,8 +376,10 @@ class MPSEA(AlignmentModel):
         """
         l_joint = icl_loss(out["joint"], links, self.tau, self.alpha)
         hidden = out.aux["hidden"]
-        icl = {m: icl_loss(out[m], links, self.tau, self.alpha, self.present(m)) for m in self.names}
-        licl = {m: icl_loss(hidden[:, i], links, self.tau, self.alpha, self.present(m)) for i, m in enumerate(self.names)}
+        mask = out.aux["mask"]  # (rows, M): the rows ``out`` covers (all entities, or a row step's)
+        present = [None if m == "graph" else mask[:, i] for i, m in enumerate(self.names)]
+        icl = {m: icl_loss(out[m], links, self.tau, self.alpha, present[i]) for i, m in enumerate(self.names)}
+        licl = {m: icl_loss(hidden[:, i], links, self.tau, self.alpha, present[i]) for i, m in enumerate(self.names)}
         l_icl, l_licl = self.loss_weights(icl), self.loss_weights(licl)
         total = l_joint + l_icl + l_licl
         parts = {"joint": float(l_joint.detach()), "icl": float(l_icl.detach()), "licl": float(l_licl.detach())}
@@ -340,7 +398,7 @@ class MPSEA(AlignmentModel):
         # MI estimator: maximise the DV bound between the fused joint and the unfused modalities.
         l_mi = -self.mi.dv_bound(joint[ents], clean[ents])
         with torch.no_grad():
-            mi = self.mi.pointwise(joint[ents], clean[ents], clean[self.mi_pool])
+            mi = self.mi.pointwise(joint[ents], clean[ents], out.aux["negatives"])
             mi = mi / math.log(max(len(self.mi_pool), 2))  # about [-1, 1]: comparable with a cosine
             cos = F.cosine_similarity(joint[a], joint[b], dim=-1)
             reward = cprl_reward(

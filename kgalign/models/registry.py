@@ -105,7 +105,7 @@ OPTION_BOUNDS: dict[str, tuple[float, float, bool, bool]] = {
             "block_size",
         )
     },
-    **{k: (0, _INF, True, False) for k in ("iterations", "sinkhorn_steps", "feature_weight", "entity_dim")},
+    **{k: (0, _INF, True, False) for k in ("iterations", "sinkhorn_steps", "feature_weight", "entity_dim", "dnef_chunk")},
     "sinkhorn_tau": (0, _INF, False, False),
     "threshold": (0, 1, False, True),
     **{k: (0, _INF, False, False) for k in ("tau", "tau2", "calib_eps")},

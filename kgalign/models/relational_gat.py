@@ -26,10 +26,13 @@ the dominant cost by ``B``.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from kgalign.models.gat import block_spmm
 
 
 def cardinality_groups(index: Tensor, types: Tensor, num_entities: int, num_relations: int, bands: int = 2) -> Tensor:
@@ -65,6 +68,55 @@ def cardinality_groups(index: Tensor, types: Tensor, num_entities: int, num_rela
         band[order] = (mid * bands).long().clamp(max=bands - 1)
     group = (direction * bands + band)[types]
     return torch.unique(group, return_inverse=True)[1]
+
+
+def _crow(sorted_rows: Tensor, n: int) -> Tensor:
+    crow = torch.zeros(n + 1, dtype=torch.long, device=sorted_rows.device)
+    crow[1:] = torch.bincount(sorted_rows, minlength=n).cumsum(0)
+    return crow
+
+
+def _csr(crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+
+
+class SlotAggregation:
+    """CSR indices of ``blockdiag(A_1, ..., A_heads)``, ``A_k`` the (n, n * slots) attention matrix
+    of head k (target ``i``, message row ``j * slots + slot``), and of its transpose.
+
+    The aggregation ``out_i = sum_e a_e z[row_e]`` is then one SpMM for all heads
+    (:func:`kgalign.models.gat.block_spmm`, whose backward is an SDDMM and the transposed
+    SpMM): no ``(E, heads, channels)`` message tensor in either pass, as in kgalign's sparse GAT.
+
+    Args:
+        rows: LongTensor (E,) message rows ``src * slots + slot``; dst: LongTensor (E,) targets;
+        num_nodes: n; slots: G + 1; heads: attention heads.
+    Attributes:
+        order: LongTensor (E,): the edge (in the given order) at each CSR position.
+    """
+
+    def __init__(self, rows: Tensor, dst: Tensor, num_nodes: int, slots: int, heads: int):
+        n, n_src, e = num_nodes, num_nodes * slots, int(dst.numel())
+        self.device = dst.device
+        self.order = torch.argsort(dst * n_src + rows, stable=True)
+        row, col = dst[self.order], rows[self.order]
+        by_col = torch.argsort(col * n + row, stable=True)
+        offs_e = torch.arange(heads, device=dst.device).unsqueeze(1) * e
+        tail = torch.tensor([heads * e], device=dst.device)
+        self.shape, self.shape_t = (heads * n, heads * n_src), (heads * n_src, heads * n)
+        self.crow = torch.cat([(_crow(row, n)[:-1].unsqueeze(0) + offs_e).reshape(-1), tail])
+        self.col = (col.unsqueeze(0) + torch.arange(heads, device=dst.device).unsqueeze(1) * n_src).reshape(-1)
+        self.crow_t = torch.cat([(_crow(col[by_col], n_src)[:-1].unsqueeze(0) + offs_e).reshape(-1), tail])
+        self.col_t = (row[by_col].unsqueeze(0) + torch.arange(heads, device=dst.device).unsqueeze(1) * n).reshape(-1)
+        self.perm_t = (by_col.unsqueeze(0) + offs_e).reshape(-1)
+
+    def matrix(self, values: Tensor) -> Tensor:
+        return _csr(self.crow, self.col, values, self.shape)
+
+    def matrix_t(self, values: Tensor) -> Tensor:
+        return _csr(self.crow_t, self.col_t, values[self.perm_t], self.shape_t)
 
 
 class MultiWeightGATConv(nn.Module):
@@ -125,15 +177,21 @@ class MultiWeightGATConv(nn.Module):
         nn.init.zeros_(self.type_bias)
         nn.init.zeros_(self.bias)
 
-    def forward(self, x: Tensor, src: Tensor, dst: Tensor, group: Tensor, etype: Tensor) -> Tensor:
+    def edges(self, src: Tensor, dst: Tensor, group: Tensor, etype: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
+        """The edges with the n self loops appended: (message rows ``src * slots + slot``, targets, types), each (E + n,)."""
+        loops = torch.arange(n, device=src.device)
+        rows = torch.cat([src * self.slots + group + 1, loops * self.slots])
+        return rows, torch.cat([dst, loops]), torch.cat([etype, loops.new_full((n,), self.type_bias.shape[0] - 1)])
+
+    def forward(
+        self, x: Tensor, src: Tensor, dst: Tensor, group: Tensor, etype: Tensor, aggregation: SlotAggregation | None = None
+    ) -> Tensor:
+        """``aggregation`` (built from :meth:`edges`, cached by :class:`MultiWeightGAT`) sums the
+        messages with one SpMM; without it they are gathered and scattered edge by edge."""
         from torch_geometric.utils import softmax
 
         n, h, c = x.shape[0], self.heads, self.channels
-        loops = torch.arange(n, device=x.device)
-        src = torch.cat([src, loops])
-        dst = torch.cat([dst, loops])
-        slot = torch.cat([group + 1, loops.new_zeros(n)])
-        etype = torch.cat([etype, loops.new_full((n,), self.type_bias.shape[0] - 1)])
+        row, dst, etype = self.edges(src, dst, group, etype, n)
         z = F.linear(x, self.weight)  # (n, slots * h * c)
         # The attention scores are linear in x: fold the attention vectors into the weight
         # (a thin matmul instead of a pass over the (n, slots, h, c) tensor and its backward).
@@ -143,11 +201,16 @@ class MultiWeightGATConv(nn.Module):
         scores = F.linear(x, torch.cat([w_src, w_dst]))
         score_src = scores[:, : self.slots * h].reshape(n * self.slots, h)
         score_dst = scores[:, self.slots * h :]
-        row = src * self.slots + slot  # the message of edge e is row ``row[e]`` of z
+        # the message of edge e is row ``row[e]`` of z
         logits = F.leaky_relu(score_src[row] + score_dst[dst] + self.type_bias[etype], 0.2)
-        alpha = self.drop(softmax(logits.float(), dst, num_nodes=n))
-        msg = z.view(n * self.slots, h, c)[row] * alpha.unsqueeze(-1).to(z.dtype)
-        out = msg.new_zeros(n, h, c).index_add_(0, dst, msg)
+        alpha = self.drop(softmax(logits.float(), dst, num_nodes=n))  # (E + n, h)
+        if aggregation is None:
+            msg = z.view(n * self.slots, h, c)[row] * alpha.unsqueeze(-1).to(z.dtype)
+            out = msg.new_zeros(n, h, c).index_add_(0, dst, msg)
+        else:
+            stacked = z.view(n * self.slots, h, c).transpose(0, 1).reshape(h * n * self.slots, c)  # head-major, as the blocks
+            values = alpha[aggregation.order].t().reshape(-1)
+            out = block_spmm(values, stacked, aggregation).view(h, n, c).transpose(0, 1)
         out = out.reshape(n, h * c) if self.concat else out.mean(1)
         return out + self.bias.to(out.dtype)
 
@@ -190,16 +253,30 @@ class MultiWeightGAT(nn.Module):
         self.convs = nn.ModuleList(
             MultiWeightGATConv(dim, dim, heads, num_groups, num_types, concat=concat, attn_dropout=attn_dropout) for _ in range(layers)
         )
+        self.sparse = True  # aggregate with a CSR SpMM (False: per-edge gather and scatter, the first version)
+        self._aggregation: SlotAggregation | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         # MEAformer/MCLEA: N(0, 1/n), as GraphEncoder.
         nn.init.normal_(self.entity, std=1.0 / math.sqrt(max(self.entity.shape[0], 1)))
 
+    def aggregation(self) -> SlotAggregation | None:
+        """The layers' shared CSR index (built once per device; every layer has the same slots and heads)."""
+        if not self.sparse:
+            return None
+        agg = self._aggregation
+        if agg is None or agg.device != self.src.device:
+            conv, n = self.convs[0], self.entity.shape[0]
+            rows, dst, _ = conv.edges(self.src, self.dst, self.group, self.etype, n)
+            agg = self._aggregation = SlotAggregation(rows, dst, n, conv.slots, conv.heads)
+        return agg
+
     def forward(self) -> Tensor:
         x = self.entity
+        agg = self.aggregation()
         for i, conv in enumerate(self.convs):
-            x = conv(x, self.src, self.dst, self.group, self.etype)
+            x = conv(x, self.src, self.dst, self.group, self.etype, agg)
             if i < len(self.convs) - 1:
                 x = F.elu(x)
         return x

@@ -248,8 +248,11 @@ class Trainer:
         options = {k: v for k, v in self.cfg["model"].items() if k != "name"}
         self.precision = resolve_precision(self.cfg["train"]["amp"], self.device)  # a bad --amp fails before anything is logged
         self.minibatch = self._decide_minibatch(name, options)
-        # Full-graph and mini-batch steps run the per-row modules on the loss's rows alone where the model allows it.
-        self.row_step = bool(self.cfg["train"]["loss_rows_only"]) and bool(getattr(get_model(name).cls, "supports_minibatch", False))
+        # Full-graph and mini-batch steps run the per-row modules on the loss's rows alone where the model allows it
+        # (a mini-batch model always supports_minibatch).
+        self.row_step = bool(self.cfg["train"]["loss_rows_only"]) and any(
+            bool(getattr(get_model(name).cls, flag, False)) for flag in ("supports_minibatch", "supports_row_step")
+        )
         seed_everything(self.cfg["train"]["seed"])
         if self.minibatch:  # feature rows stay on the host; the model gets them per batch
             from kgalign.models.subgraph import placeholder_inputs

@@ -34,6 +34,8 @@ class RowStep(torch.nn.Module):
 
     def forward(self, links: torch.Tensor):
         model = self.model
+        if getattr(model, "supports_row_step", False):  # a model with its own row step (MPSEA: no GraphEncoder)
+            return model.rows_step(links)
         graph = model.graph_encoder()(model.edge_index)  # (n, dim), the whole graph, with its gradient
         rows, inverse = torch.unique(links.reshape(-1), return_inverse=True)
         feats, masks = model.features(), model.masks()
