@@ -106,7 +106,11 @@ def icl_loss(emb: Tensor, links: Tensor, tau: float = 0.1, alpha: float = 0.5, p
     Returns:
         scalar float32 tensor.
     """
-    lp_ab, lp_ba, valid = pair_log_probs(emb, links, tau, present)
+    return icl_from_log_probs(*pair_log_probs(emb, links, tau, present), alpha)
+
+
+def icl_from_log_probs(lp_ab: Tensor, lp_ba: Tensor, valid: Tensor, alpha: float = 0.5) -> Tensor:
+    """:func:`icl_loss` from :func:`pair_log_probs`' output: ``-(alpha lp_ab + (1-alpha) lp_ba)`` averaged over valid pairs."""
     per_pair = -(alpha * lp_ab + (1.0 - alpha) * lp_ba)
     return per_pair.sum() / valid.sum().clamp(min=1)
 
@@ -170,3 +174,85 @@ class UncertaintyWeights(nn.Module):
                 s = self.log_vars[i]
                 total = total + torch.exp(-s) * losses[name] + s
         return total
+
+
+def _block_log_probs(ab: Tensor, aa: Tensor, bb: Tensor, pos: Tensor, pa: Tensor | None, pb: Tensor | None, emb: Tensor):
+    """:func:`pair_log_probs` from the (B, B) logit blocks ``za zb^T / tau``, ``za za^T / tau``, ``zb zb^T / tau``.
+
+    ``pos``: (B,) positive logits; ``pa``/``pb``: bool (B,) presence of the links' ends, or None (all
+    present); ``emb``: the input, to attach a zero result to. The blocks are not modified (the joint
+    term reads them too). Returns ``(lp_ab, lp_ba, valid)`` as :func:`pair_log_probs`.
+    """
+    b = ab.shape[0]
+    eye = torch.eye(b, dtype=torch.bool, device=ab.device)
+    if pa is None or bool(pa.all() and pb.all()):
+        lp_ab = pos - torch.logaddexp(torch.logsumexp(ab, 1), torch.logsumexp(aa.masked_fill(eye, float("-inf")), 1))
+        lp_ba = pos - torch.logaddexp(torch.logsumexp(ab, 0), torch.logsumexp(bb.masked_fill(eye, float("-inf")), 1))
+        return lp_ab.float(), lp_ba.float(), torch.ones(b, dtype=torch.bool, device=ab.device)
+    valid = pa & pb
+    idx = valid.nonzero().squeeze(1)
+    zeros = pos.new_zeros(b, dtype=torch.float32)
+    if idx.numel() == 0:
+        attached = zeros + emb.sum() * 0.0
+        return attached, attached, valid
+    # Anchors: complete pairs; negatives: present entities of the batch (absent columns -> -inf).
+    ninf = float("-inf")
+    other_ab = ab[idx].masked_fill(~pb[None, :], ninf)
+    same_a = aa[idx].masked_fill(eye[idx] | ~pa[None, :], ninf)
+    other_ba = ab.t()[idx].masked_fill(~pa[None, :], ninf)
+    same_b = bb[idx].masked_fill(eye[idx] | ~pb[None, :], ninf)
+    p = pos[idx]
+    lp_ab = p - torch.logaddexp(torch.logsumexp(other_ab, 1), torch.logsumexp(same_a, 1))
+    lp_ba = p - torch.logaddexp(torch.logsumexp(other_ba, 1), torch.logsumexp(same_b, 1))
+    return zeros.index_put((idx,), lp_ab.float()), zeros.index_put((idx,), lp_ba.float()), valid
+
+
+def joint_and_modality_log_probs(
+    embs: list[Tensor], weights: Tensor, links: Tensor, tau: float = 0.1, presents: list[Tensor | None] | None = None
+) -> tuple[tuple[Tensor, Tensor], list[tuple[Tensor, Tensor, Tensor]]]:
+    """The joint embedding's and every modality's log-probs from one set of per-modality similarity blocks.
+
+    For ``joint = weighted_concat(embs, weights)`` (rows ``concat_m w_m(i) x_m(i) / ||x_m(i)||``),
+    ``cos(joint_i, joint_j) = sum_m w_m(i) w_m(j) cos_m(i, j) / (||joint_i|| ||joint_j||)`` with
+    ``||joint_i||^2 = sum_m w_m(i)^2`` over the modalities whose row is non-zero: the joint's (B, 2B)
+    logits are assembled from the modalities' (B, B) cosine blocks instead of a product over the joint's
+    full width, and autograd sums both terms' gradients on each block before the one matrix-product
+    backward. Same values and gradients as the direct computation (tests/test_models_losses.py).
+
+    Args:
+        embs: M tensors (n, d_m), the embeddings the joint concatenates.
+        weights: (n, M) the joint's modality weights.
+        links: (B, 2) global ids.
+        tau: temperature.
+        presents: per modality an optional BoolTensor (n,) for its own term (as :func:`pair_log_probs`);
+            the joint term has no presence mask (absent modalities enter it through ``w_m = 0``).
+    Returns:
+        ``((lp_ab, lp_ba), per_modality)``: the joint's ``pair_log_probs(joint, links, tau)[:2]`` and,
+        per modality, ``pair_log_probs(embs[m], links, tau, presents[m])``.
+    """
+    a, bi = links[:, 0], links[:, 1]
+    presents = presents if presents is not None else [None] * len(embs)
+    wa, wb = weights[a].float(), weights[bi].float()
+    blocks, norm_a, norm_b = [], 0.0, 0.0
+    for m, emb in enumerate(embs):
+        za = F.normalize(emb[a].float(), dim=-1)
+        zb = F.normalize(emb[bi].float(), dim=-1)
+        za_t = za / tau
+        blocks.append((za_t @ zb.t(), za_t @ za.t(), (zb / tau) @ zb.t(), (za * zb).sum(-1) / tau))
+        # ||x / ||x|| ||^2: 1, or 0 for an all-zero row (F.normalize maps it to 0).
+        norm_a = norm_a + wa[:, m] ** 2 * (za * za).sum(-1)
+        norm_b = norm_b + wb[:, m] ** 2 * (zb * zb).sum(-1)
+    # Fold the joint's row norms into the per-row weights (F.normalize's eps as in pair_log_probs).
+    ua = wa / norm_a.sqrt().clamp_min(1e-12)[:, None]
+    ub = wb / norm_b.sqrt().clamp_min(1e-12)[:, None]
+    j_ab = j_aa = j_bb = 0.0
+    for m, (ab, aa, bb, _) in enumerate(blocks):
+        j_ab = j_ab + ua[:, m, None] * ab * ub[None, :, m]
+        j_aa = j_aa + ua[:, m, None] * aa * ua[None, :, m]
+        j_bb = j_bb + ub[:, m, None] * bb * ub[None, :, m]
+    joint = _block_log_probs(j_ab, j_aa, j_bb, j_ab.diagonal(), None, None, embs[0])[:2]
+    per_modality = []
+    for (ab, aa, bb, pos), present, emb in zip(blocks, presents, embs, strict=True):
+        pa, pb = (None, None) if present is None else (present[a], present[bi])
+        per_modality.append(_block_log_probs(ab, aa, bb, pos, pa, pb, emb))
+    return joint, per_modality
