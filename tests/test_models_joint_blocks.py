@@ -107,3 +107,24 @@ def test_noco_recompute_option_gives_the_same_loss_and_gradients():
         results.append((total.detach(), [p.grad for p in model.parameters() if p.grad is not None]))
     assert torch.equal(results[0][0], results[1][0])
     assert all(torch.allclose(x, y, atol=1e-7) for x, y in zip(results[0][1], results[1][1], strict=True))
+
+
+def test_gram_values_and_gradients_equal_the_plain_product_also_under_autocast():
+    from kgalign.models.losses import gram
+
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(9, 4, generator=g)
+    weights = torch.randn(9, 9, generator=g)
+    for amp in (False, True):
+        grads, values = [], []
+        for fn in (gram, lambda x: x @ x.t()):
+            leaf = z.clone().requires_grad_(True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                y = fn(leaf)
+            (y.float() * weights).sum().backward()
+            values.append(y)
+            grads.append(leaf.grad)
+        assert values[0].dtype == values[1].dtype == (torch.bfloat16 if amp else torch.float32)
+        assert grads[0].dtype == torch.float32
+        tol = 5e-2 if amp else 1e-5
+        assert torch.allclose(values[0].float(), values[1].float(), atol=tol) and torch.allclose(grads[0], grads[1], atol=tol, rtol=tol)

@@ -14,6 +14,31 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+class _Gram(torch.autograd.Function):
+    """``z z^T`` whose backward is one product, ``(g + g^T) z``, instead of autograd's two (``g z`` and ``g^T z``).
+
+    Under autocast the product runs in the autocast dtype as ``@`` would, and so does its backward.
+    """
+
+    @staticmethod
+    def forward(ctx, z: Tensor) -> Tensor:
+        dt = torch.get_autocast_dtype(z.device.type) if torch.is_autocast_enabled(z.device.type) else z.dtype
+        zc = z.to(dt)
+        ctx.save_for_backward(zc)
+        ctx.in_dtype = z.dtype
+        return zc @ zc.t()
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> Tensor:
+        (zc,) = ctx.saved_tensors
+        return ((g + g.t()).to(zc.dtype) @ zc).to(ctx.in_dtype)
+
+
+def gram(z: Tensor) -> Tensor:
+    """(B, d) -> (B, B) ``z @ z.T`` with a one-product backward (same values and gradients)."""
+    return _Gram.apply(z)
+
+
 def _pair_logits(emb: Tensor, links: Tensor, tau: float) -> tuple[Tensor, Tensor]:
     """In-batch logits of both directions.
 
@@ -61,8 +86,9 @@ def pair_log_probs(emb: Tensor, links: Tensor, tau: float = 0.1, present: Tensor
         valid = torch.ones(len(links), dtype=torch.bool, device=links.device)
         za_t = za / tau
         ab = za_t @ zb.t()
-        aa = za_t @ za.t()
-        bb = (zb / tau) @ zb.t()
+        scale = tau**-0.5  # z z^T / tau as one symmetric product
+        aa = gram(za * scale)
+        bb = gram(zb * scale)
         aa.diagonal().fill_(float("-inf"))  # matmul outputs: safe to edit in place
         bb.diagonal().fill_(float("-inf"))
         lp_ab = pos - torch.logaddexp(torch.logsumexp(ab, 1), torch.logsumexp(aa, 1))
@@ -237,8 +263,8 @@ def joint_and_modality_log_probs(
     for m, emb in enumerate(embs):
         za = F.normalize(emb[a].float(), dim=-1)
         zb = F.normalize(emb[bi].float(), dim=-1)
-        za_t = za / tau
-        blocks.append((za_t @ zb.t(), za_t @ za.t(), (zb / tau) @ zb.t(), (za * zb).sum(-1) / tau))
+        scale = tau**-0.5  # z z^T / tau as one symmetric product
+        blocks.append(((za / tau) @ zb.t(), gram(za * scale), gram(zb * scale), (za * zb).sum(-1) / tau))
         # ||x / ||x|| ||^2: 1, or 0 for an all-zero row (F.normalize maps it to 0).
         norm_a = norm_a + wa[:, m] ** 2 * (za * za).sum(-1)
         norm_b = norm_b + wb[:, m] ** 2 * (zb * zb).sum(-1)
