@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The training step's cost against the convergence issue's baseline (issue #10 §1), back-to-back runs of
+# bench_noco_epoch.py: the baseline (GATConv, every per-row module on all rows) and main's default step from a
+# checkout of the baseline commit, this tree's step in fp32 and bf16; NoCo and MEAformer alternating.
+#
+#   git archive <baseline commit> | tar -x -C /tmp/step-base
+#   git archive HEAD | tar -x -C /tmp/step-new                  # optional: a snapshot, so edits during the runs do not leak in
+#   benchmarks/bench_step_cost.sh /tmp/step-base [/tmp/step-new]   # JSON per run in benchmarks/out/step_cost/, table on stdout
+#
+# Each run holds /tmp/kgalign-bigrun.lock (they take up to 8 GB). EPOCHS (default 2) timed epochs after a warm-up.
+set -euo pipefail
+base=$(realpath "$1")
+here=$(realpath "${2:-.}")
+out=$(realpath -m "${OUT:-benchmarks/out/step_cost}")
+py=$(realpath -s "${PYTHON:-.venv/bin/python}")  # -s: keep the venv link
+epochs=${EPOCHS:-2}
+mkdir -p "$out"
+
+run() { # label source-dir bench-args...
+  local label=$1 src=$2
+  shift 2
+  echo "$(date -u +%H:%M:%S) $label (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+  (cd "$src" && PYTHONPATH="$src" flock /tmp/kgalign-bigrun.lock "$py" benchmarks/bench_noco_epoch.py --epochs "$epochs" --json "$@") \
+    >"$out/$label.json" 2>"$out/$label.log"
+}
+
+old_loss=(--set joint_from_blocks=false)
+for model in noco meaformer; do
+  run "$model-new" "$here" --model "$model"
+  run "$model-baseline" "$base" --model "$model" --step full --set gat_impl='"pyg"'
+  run "$model-main" "$base" --model "$model"
+  if [ "$model" = noco ]; then run "$model-no-recompute" "$here" --model "$model" "${old_loss[@]}"; fi
+  run "$model-new-bf16" "$here" --model "$model" --amp bf16
+  run "$model-main-bf16" "$base" --model "$model" --amp bf16
+done
+
+"$py" - "$out" <<'PY'
+import json, pathlib, sys
+
+rows = {p.stem: json.loads(p.read_text().strip().splitlines()[-1]) for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json"))}
+print("| run | amp | CPU s / epoch | wall s | fwd / loss / bwd / step s | peak RSS GB | load | CPU ratio vs baseline |")
+print("|---|---|---|---|---|---|---|---|")
+for label, r in rows.items():
+    base = rows.get(r["model"] + "-baseline")
+    ratio = f"{base['cpu_s_median'] / r['cpu_s_median']:.2f}" if base else "—"
+    s = r["median_split_s"]
+    split = " / ".join(str(s.get(k, "—")) for k in ("forward", "loss", "backward", "step"))
+    print(f"| {label} | {r['amp']} | {r['cpu_s_median']} | {r['epoch_s_median']} | {split} | {r['peak_rss_gb']} | {r['load_avg'][0]} | {ratio} |")
+PY
