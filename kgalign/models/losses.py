@@ -233,6 +233,34 @@ def _block_log_probs(ab: Tensor, aa: Tensor, bb: Tensor, pos: Tensor, pa: Tensor
     return zeros.index_put((idx,), lp_ab.float()), zeros.index_put((idx,), lp_ba.float()), valid
 
 
+class _WeightedBlockSum(torch.autograd.Function):
+    """``J = sum_m (u_m v_m^T) * C_m`` over (B, B) blocks ``C_m`` and row/column weights ``u``, ``v`` (B, M).
+
+    Written out (instead of autograd's chain of products and sums) to read each block twice in forward and
+    save nothing new for backward: this elementwise work is what the joint term costs once its matrix
+    products are gone.
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, v: Tensor, *blocks: Tensor) -> Tensor:
+        out = torch.zeros(blocks[0].shape, dtype=torch.promote_types(blocks[0].dtype, u.dtype), device=u.device)
+        for m, c in enumerate(blocks):
+            out.addcmul_(c * u[:, m, None], v[None, :, m])
+        ctx.save_for_backward(u, v, *blocks)
+        return out
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        u, v, *blocks = ctx.saved_tensors
+        du, dv, dblocks = torch.empty_like(u), torch.empty_like(v), []
+        for m, c in enumerate(blocks):
+            gc = g * c
+            du[:, m] = gc @ v[:, m]
+            dv[:, m] = gc.t() @ u[:, m]
+            dblocks.append((g * u[:, m, None]).mul_(v[None, :, m]).to(c.dtype) if ctx.needs_input_grad[2 + m] else None)
+        return du, dv, *dblocks
+
+
 def joint_and_modality_log_probs(
     embs: list[Tensor], weights: Tensor, links: Tensor, tau: float = 0.1, presents: list[Tensor | None] | None = None
 ) -> tuple[tuple[Tensor, Tensor], list[tuple[Tensor, Tensor, Tensor]]]:
@@ -271,11 +299,9 @@ def joint_and_modality_log_probs(
     # Fold the joint's row norms into the per-row weights (F.normalize's eps as in pair_log_probs).
     ua = wa / norm_a.sqrt().clamp_min(1e-12)[:, None]
     ub = wb / norm_b.sqrt().clamp_min(1e-12)[:, None]
-    j_ab = j_aa = j_bb = 0.0
-    for m, (ab, aa, bb, _) in enumerate(blocks):
-        j_ab = j_ab + ua[:, m, None] * ab * ub[None, :, m]
-        j_aa = j_aa + ua[:, m, None] * aa * ua[None, :, m]
-        j_bb = j_bb + ub[:, m, None] * bb * ub[None, :, m]
+    j_ab = _WeightedBlockSum.apply(ua, ub, *(blk[0] for blk in blocks))
+    j_aa = _WeightedBlockSum.apply(ua, ua, *(blk[1] for blk in blocks))
+    j_bb = _WeightedBlockSum.apply(ub, ub, *(blk[2] for blk in blocks))
     joint = _block_log_probs(j_ab, j_aa, j_bb, j_ab.diagonal(), None, None, embs[0])[:2]
     per_modality = []
     for (ab, aa, bb, pos), present, emb in zip(blocks, presents, embs, strict=True):
