@@ -203,17 +203,17 @@ class UncertaintyWeights(nn.Module):
 
 
 def _block_log_probs(ab: Tensor, aa: Tensor, bb: Tensor, pos: Tensor, pa: Tensor | None, pb: Tensor | None, emb: Tensor):
-    """:func:`pair_log_probs` from the (B, B) logit blocks ``za zb^T / tau``, ``za za^T / tau``, ``zb zb^T / tau``.
+    """:func:`pair_log_probs` from the (B, B) logit blocks ``za zb^T / tau``, ``za za^T / tau``, ``zb zb^T / tau``
+    (the last two with ``-inf`` diagonals).
 
     ``pos``: (B,) positive logits; ``pa``/``pb``: bool (B,) presence of the links' ends, or None (all
     present); ``emb``: the input, to attach a zero result to. The blocks are not modified (the joint
     term reads them too). Returns ``(lp_ab, lp_ba, valid)`` as :func:`pair_log_probs`.
     """
     b = ab.shape[0]
-    eye = torch.eye(b, dtype=torch.bool, device=ab.device)
     if pa is None or bool(pa.all() and pb.all()):
-        lp_ab = pos - torch.logaddexp(torch.logsumexp(ab, 1), torch.logsumexp(aa.masked_fill(eye, float("-inf")), 1))
-        lp_ba = pos - torch.logaddexp(torch.logsumexp(ab, 0), torch.logsumexp(bb.masked_fill(eye, float("-inf")), 1))
+        lp_ab = pos - torch.logaddexp(torch.logsumexp(ab, 1), torch.logsumexp(aa, 1))
+        lp_ba = pos - torch.logaddexp(torch.logsumexp(ab, 0), torch.logsumexp(bb, 1))
         return lp_ab.float(), lp_ba.float(), torch.ones(b, dtype=torch.bool, device=ab.device)
     valid = pa & pb
     idx = valid.nonzero().squeeze(1)
@@ -224,9 +224,9 @@ def _block_log_probs(ab: Tensor, aa: Tensor, bb: Tensor, pos: Tensor, pa: Tensor
     # Anchors: complete pairs; negatives: present entities of the batch (absent columns -> -inf).
     ninf = float("-inf")
     other_ab = ab[idx].masked_fill(~pb[None, :], ninf)
-    same_a = aa[idx].masked_fill(eye[idx] | ~pa[None, :], ninf)
+    same_a = aa[idx].masked_fill(~pa[None, :], ninf)
     other_ba = ab.t()[idx].masked_fill(~pa[None, :], ninf)
-    same_b = bb[idx].masked_fill(eye[idx] | ~pb[None, :], ninf)
+    same_b = bb[idx].masked_fill(~pb[None, :], ninf)
     p = pos[idx]
     lp_ab = p - torch.logaddexp(torch.logsumexp(other_ab, 1), torch.logsumexp(same_a, 1))
     lp_ba = p - torch.logaddexp(torch.logsumexp(other_ba, 1), torch.logsumexp(same_b, 1))
@@ -236,17 +236,21 @@ def _block_log_probs(ab: Tensor, aa: Tensor, bb: Tensor, pos: Tensor, pa: Tensor
 class _WeightedBlockSum(torch.autograd.Function):
     """``J = sum_m (u_m v_m^T) * C_m`` over (B, B) blocks ``C_m`` and row/column weights ``u``, ``v`` (B, M).
 
+    With ``masked_diag`` the blocks' diagonals are ``-inf`` (no self-negative) and so is ``J``'s.
     Written out (instead of autograd's chain of products and sums) to read each block twice in forward and
     save nothing new for backward: this elementwise work is what the joint term costs once its matrix
     products are gone.
     """
 
     @staticmethod
-    def forward(ctx, u: Tensor, v: Tensor, *blocks: Tensor) -> Tensor:
+    def forward(ctx, u: Tensor, v: Tensor, masked_diag: bool, *blocks: Tensor) -> Tensor:
         out = torch.zeros(blocks[0].shape, dtype=torch.promote_types(blocks[0].dtype, u.dtype), device=u.device)
         for m, c in enumerate(blocks):
             out.addcmul_(c * u[:, m, None], v[None, :, m])
+        if masked_diag:
+            out.diagonal().fill_(float("-inf"))  # -inf * 0 is nan where a weight is 0
         ctx.save_for_backward(u, v, *blocks)
+        ctx.masked_diag = masked_diag
         return out
 
     @staticmethod
@@ -255,10 +259,12 @@ class _WeightedBlockSum(torch.autograd.Function):
         du, dv, dblocks = torch.empty_like(u), torch.empty_like(v), []
         for m, c in enumerate(blocks):
             gc = g * c
+            if ctx.masked_diag:
+                gc.diagonal().zero_()  # 0 * -inf
             du[:, m] = gc @ v[:, m]
             dv[:, m] = gc.t() @ u[:, m]
-            dblocks.append((g * u[:, m, None]).mul_(v[None, :, m]).to(c.dtype) if ctx.needs_input_grad[2 + m] else None)
-        return du, dv, *dblocks
+            dblocks.append((g * u[:, m, None]).mul_(v[None, :, m]).to(c.dtype) if ctx.needs_input_grad[3 + m] else None)
+        return du, dv, None, *dblocks
 
 
 def joint_and_modality_log_probs(
@@ -292,16 +298,19 @@ def joint_and_modality_log_probs(
         za = F.normalize(emb[a].float(), dim=-1)
         zb = F.normalize(emb[bi].float(), dim=-1)
         scale = tau**-0.5  # z z^T / tau as one symmetric product
-        blocks.append(((za / tau) @ zb.t(), gram(za * scale), gram(zb * scale), (za * zb).sum(-1) / tau))
+        aa, bb = gram(za * scale), gram(zb * scale)
+        aa.diagonal().fill_(float("-inf"))  # no self-negative; filled once for both terms (no masked copies)
+        bb.diagonal().fill_(float("-inf"))
+        blocks.append(((za / tau) @ zb.t(), aa, bb, (za * zb).sum(-1) / tau))
         # ||x / ||x|| ||^2: 1, or 0 for an all-zero row (F.normalize maps it to 0).
         norm_a = norm_a + wa[:, m] ** 2 * (za * za).sum(-1)
         norm_b = norm_b + wb[:, m] ** 2 * (zb * zb).sum(-1)
     # Fold the joint's row norms into the per-row weights (F.normalize's eps as in pair_log_probs).
     ua = wa / norm_a.sqrt().clamp_min(1e-12)[:, None]
     ub = wb / norm_b.sqrt().clamp_min(1e-12)[:, None]
-    j_ab = _WeightedBlockSum.apply(ua, ub, *(blk[0] for blk in blocks))
-    j_aa = _WeightedBlockSum.apply(ua, ua, *(blk[1] for blk in blocks))
-    j_bb = _WeightedBlockSum.apply(ub, ub, *(blk[2] for blk in blocks))
+    j_ab = _WeightedBlockSum.apply(ua, ub, False, *(blk[0] for blk in blocks))
+    j_aa = _WeightedBlockSum.apply(ua, ua, True, *(blk[1] for blk in blocks))
+    j_bb = _WeightedBlockSum.apply(ub, ub, True, *(blk[2] for blk in blocks))
     joint = _block_log_probs(j_ab, j_aa, j_bb, j_ab.diagonal(), None, None, embs[0])[:2]
     per_modality = []
     for (ab, aa, bb, pos), present, emb in zip(blocks, presents, embs, strict=True):
