@@ -128,3 +128,18 @@ def test_gram_values_and_gradients_equal_the_plain_product_also_under_autocast()
         assert grads[0].dtype == torch.float32
         tol = 5e-2 if amp else 1e-5
         assert torch.allclose(values[0].float(), values[1].float(), atol=tol) and torch.allclose(grads[0], grads[1], atol=tol, rtol=tol)
+
+
+def test_ial_with_shared_teacher_logits_equals_the_teacher_path():
+    from kgalign.models.losses import ial_loss, teacher_logits
+
+    embs, logits, mask, links = _random_case(3)
+    joint = weighted_concat(embs, masked_softmax(logits, mask)).requires_grad_(True)
+    shared = teacher_logits(joint, links, 4.0)
+    for m, present in enumerate([None, mask[:, 1], mask[:, 2]]):
+        e1, e2 = (embs[m].clone().requires_grad_(True) for _ in range(2))
+        direct = ial_loss(e1, joint, links, 4.0, 0.3, present)
+        reused = ial_loss(e2, None, links, 4.0, 0.3, present, teacher_logits=shared)
+        (direct + reused).backward()
+        assert torch.equal(direct, reused) and torch.equal(e1.grad, e2.grad) and e1.grad.abs().sum() > 0
+    assert joint.grad is None  # the teacher stays detached

@@ -141,7 +141,24 @@ def icl_from_log_probs(lp_ab: Tensor, lp_ba: Tensor, valid: Tensor, alpha: float
     return per_pair.sum() / valid.sum().clamp(min=1)
 
 
-def ial_loss(emb: Tensor, teacher: Tensor, links: Tensor, tau: float = 4.0, alpha: float = 0.5, present: Tensor | None = None) -> Tensor:
+def teacher_logits(teacher: Tensor, links: Tensor, tau: float = 4.0) -> tuple[Tensor, Tensor]:
+    """The IAL teacher's in-batch logits, detached: compute once and pass to every modality's :func:`ial_loss`.
+
+    Returns ``(t_ab, t_ba)``, each (B, 2B), as :func:`ial_loss` computes them from ``teacher``.
+    """
+    with torch.no_grad():
+        return _pair_logits(teacher.detach(), links, tau)
+
+
+def ial_loss(
+    emb: Tensor,
+    teacher: Tensor | None,
+    links: Tensor,
+    tau: float = 4.0,
+    alpha: float = 0.5,
+    present: Tensor | None = None,
+    teacher_logits: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
     """Inter-modal alignment loss (MCLEA): KL(teacher || modality) over in-batch distributions.
 
     The teacher (the joint embedding) is detached, so only the modality learns
@@ -151,12 +168,13 @@ def ial_loss(emb: Tensor, teacher: Tensor, links: Tensor, tau: float = 4.0, alph
 
     Args:
         emb: (n, d) modality embeddings; teacher: (n, D) joint embeddings;
-        links: (B, 2); present: optional BoolTensor (n,) for the modality.
+        links: (B, 2); present: optional BoolTensor (n,) for the modality;
+        teacher_logits: the output of :func:`teacher_logits` (same ``links`` and ``tau``) instead of ``teacher``.
     Returns:
         scalar float32 tensor.
     """
     s_ab, s_ba = _pair_logits(emb, links, tau)
-    t_ab, t_ba = _pair_logits(teacher.detach(), links, tau)
+    t_ab, t_ba = teacher_logits if teacher_logits is not None else _pair_logits(teacher.detach(), links, tau)
     if present is not None:
         pa, pb = present[links[:, 0]], present[links[:, 1]]
         keep = pa & pb

@@ -15,7 +15,7 @@ from kgalign.models.base import AlignmentModel, ModelOutput, MultiModalEncoder, 
 from kgalign.models.fusion import GlobalWeightFusion, weighted_concat
 from kgalign.models.inputs import ModelInputs
 from kgalign.models.layers import reset_children
-from kgalign.models.losses import UncertaintyWeights, ial_loss, icl_from_log_probs, icl_loss, joint_and_modality_log_probs
+from kgalign.models.losses import UncertaintyWeights, ial_loss, icl_from_log_probs, icl_loss, joint_and_modality_log_probs, teacher_logits
 
 
 class MCLEA(AlignmentModel):
@@ -108,7 +108,8 @@ class MCLEA(AlignmentModel):
         Returns the total and ``{"joint", "icl", "ial"}``.
         """
         l_joint, icl = self._joint_and_icl(out, links)
-        ial = {m: ial_loss(out[m], out["joint"], links, self.tau2, self.alpha, self.present(m)) for m in self.names}
+        teacher = teacher_logits(out["joint"], links, self.tau2)  # once for every modality's IAL
+        ial = {m: ial_loss(out[m], None, links, self.tau2, self.alpha, self.present(m), teacher) for m in self.names}
         l_icl, l_ial = self.icl_weights(icl), self.ial_weights(ial)
         total = l_joint + l_icl + self.ial_weight * l_ial
         return total, {"joint": float(l_joint.detach()), "icl": float(l_icl.detach()), "ial": float(l_ial.detach())}
