@@ -24,15 +24,19 @@ run() { # label source-dir bench-args...
     >"$out/$label.json" 2>"$out/$label.log"
 }
 
-old_loss=(--set joint_from_blocks=false)
-for model in noco meaformer; do
-  run "$model-new" "$here" --model "$model"
-  run "$model-baseline" "$base" --model "$model" --step full --set gat_impl='"pyg"'
-  run "$model-main" "$base" --model "$model"
-  if [ "$model" = noco ]; then run "$model-no-recompute" "$here" --model "$model" "${old_loss[@]}"; fi
-  run "$model-new-bf16" "$here" --model "$model" --amp bf16
-  run "$model-main-bf16" "$base" --model "$model" --amp bf16
-done
+# Most telling first (the load can end a session early): new and baseline, fp32 then bf16, then main's default step.
+pyg=(--step full --set gat_impl='"pyg"')
+run noco-new "$here" --model noco
+run noco-baseline "$base" --model noco "${pyg[@]}"
+run meaformer-new "$here" --model meaformer
+run meaformer-baseline "$base" --model meaformer "${pyg[@]}"
+run noco-new-bf16 "$here" --model noco --amp bf16
+run meaformer-new-bf16 "$here" --model meaformer --amp bf16
+run noco-main "$base" --model noco
+run meaformer-main "$base" --model meaformer
+run noco-no-recompute "$here" --model noco --set joint_from_blocks=false # step 1 alone (with the one-product gram)
+run noco-main-bf16 "$base" --model noco --amp bf16
+run meaformer-main-bf16 "$base" --model meaformer --amp bf16
 
 "$py" - "$out" <<'PY'
 import json, pathlib, sys
