@@ -32,8 +32,8 @@ class MCLEA(AlignmentModel):
         ial_weight: factor on the Kendall-weighted IAL sum (MCLEA's zoom^2 = 0.01).
         l2_inputs: modalities whose raw features are L2-normalised first.
         joint_from_blocks: the joint term's logits assembled from the per-modality ICL terms' similarity
-            blocks (:func:`~kgalign.models.losses.joint_and_modality_log_probs`; same values and gradients,
-            cheaper); False computes them from the joint embedding.
+            blocks (:func:`~kgalign.models.losses.joint_and_modality_log_probs`; same values and gradients;
+            cheaper in fp32, not shown in bf16: docs/benchmarks.md); False computes them from the joint embedding.
 
     ``forward()``: ``{"graph": (n, hidden), m: (n, feature_dim), "joint": (n, hidden + (M-1)*feature_dim)}``;
     ``out.aux["weights"]`` (n, M).

@@ -34,8 +34,8 @@ class MEAformer(AlignmentModel):
         tau, alpha: ICL temperature and direction mix.
         l2_inputs: modalities whose raw features are L2-normalised first.
         joint_from_blocks: the joint term's logits assembled from the per-modality ICL terms' similarity
-            blocks (:func:`~kgalign.models.losses.joint_and_modality_log_probs`; same values and gradients,
-            cheaper); False computes them from the joint embedding.
+            blocks (:func:`~kgalign.models.losses.joint_and_modality_log_probs`; same values and gradients;
+            cheaper in fp32, not shown in bf16: docs/benchmarks.md); False computes them from the joint embedding.
 
     ``forward()``: ``{m: (n, hidden)}`` (pre-transformer), ``"joint"`` (n, M*hidden);
     ``out.aux``: ``hidden`` (n, M, hidden) transformer outputs, ``weights`` (n, M).

@@ -60,8 +60,8 @@ class NoCo(AlignmentModel):
         icl_weighting: ``"sum"`` (paper Eq. 16-17) or ``"kendall"`` (public code).
         l2_inputs: modalities whose raw features are L2-normalised first.
         joint_from_blocks: the joint term's logits assembled from the LICL terms' per-modality similarity
-            blocks (:func:`~kgalign.models.losses.joint_and_modality_log_probs`; same values and gradients,
-            cheaper); False computes them from the joint embedding.
+            blocks (:func:`~kgalign.models.losses.joint_and_modality_log_probs`; same values and gradients;
+            cheaper in fp32, not shown in bf16: docs/benchmarks.md); False computes them from the joint embedding.
         icl_recompute: recompute the per-modality terms' (B, B) blocks in backward instead of keeping them
             (less memory, about +25 % loss FLOPs; with ``joint_from_blocks`` only the ICL terms on ``h_m``).
 
