@@ -76,6 +76,30 @@ def test_multi_weight_conv_starts_as_a_plain_gat():
     assert torch.allclose(a, b, atol=1e-6)  # groups and types only matter once trained apart
 
 
+@pytest.mark.parametrize("concat", [True, False])
+def test_multi_weight_conv_identity_start_averages_neighbours(concat):
+    # Identity weights, no bias: each node's output is an attention-weighted mean of its
+    # neighbourhood's inputs (self loop included), so a constant input passes through unchanged
+    # and every output row lies in the convex hull of its neighbourhood.
+    torch.manual_seed(2)
+    n = 12
+    src, dst = torch.randint(0, n, (2, 50))
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    group = torch.randint(0, 2, src.shape)
+    conv = MultiWeightGATConv(8, 8, heads=2, num_groups=2, num_types=2, concat=concat, bias=False, identity_init=True)
+    assert conv.bias is None and "bias" not in conv.state_dict()
+    const = torch.randn(1, 8).expand(n, 8)
+    assert torch.allclose(conv(const, src, dst, group, group), const, atol=1e-6)
+    x = torch.randn(n, 8)
+    out = conv(x, src, dst, group, group)
+    for i in range(n):
+        hood = x[torch.cat([src[dst == i], torch.tensor([i])])]
+        assert (out[i] <= hood.max(0).values + 1e-6).all() and (out[i] >= hood.min(0).values - 1e-6).all()
+    plain = MultiWeightGATConv(8, 8, heads=2, num_groups=2, num_types=2, concat=concat)  # random start, with bias
+    assert not torch.allclose(plain(const, src, dst, group, group), const, atol=1e-3)
+
+
 def test_multi_weight_gat_learns_a_type_bias_and_keeps_shape():
     torch.manual_seed(0)
     n = 40

@@ -14,6 +14,31 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+class _Gram(torch.autograd.Function):
+    """``z z^T`` whose backward is one product, ``(g + g^T) z``, instead of autograd's two (``g z`` and ``g^T z``).
+
+    Under autocast the product runs in the autocast dtype as ``@`` would, and so does its backward.
+    """
+
+    @staticmethod
+    def forward(ctx, z: Tensor) -> Tensor:
+        dt = torch.get_autocast_dtype(z.device.type) if torch.is_autocast_enabled(z.device.type) else z.dtype
+        zc = z.to(dt)
+        ctx.save_for_backward(zc)
+        ctx.in_dtype = z.dtype
+        return zc @ zc.t()
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> Tensor:
+        (zc,) = ctx.saved_tensors
+        return ((g + g.t()).to(zc.dtype) @ zc).to(ctx.in_dtype)
+
+
+def gram(z: Tensor) -> Tensor:
+    """(B, d) -> (B, B) ``z @ z.T`` with a one-product backward (same values and gradients)."""
+    return _Gram.apply(z)
+
+
 def _pair_logits(emb: Tensor, links: Tensor, tau: float) -> tuple[Tensor, Tensor]:
     """In-batch logits of both directions.
 
@@ -61,8 +86,9 @@ def pair_log_probs(emb: Tensor, links: Tensor, tau: float = 0.1, present: Tensor
         valid = torch.ones(len(links), dtype=torch.bool, device=links.device)
         za_t = za / tau
         ab = za_t @ zb.t()
-        aa = za_t @ za.t()
-        bb = (zb / tau) @ zb.t()
+        scale = tau**-0.5  # z z^T / tau as one symmetric product
+        aa = gram(za * scale)
+        bb = gram(zb * scale)
         aa.diagonal().fill_(float("-inf"))  # matmul outputs: safe to edit in place
         bb.diagonal().fill_(float("-inf"))
         lp_ab = pos - torch.logaddexp(torch.logsumexp(ab, 1), torch.logsumexp(aa, 1))
@@ -106,12 +132,33 @@ def icl_loss(emb: Tensor, links: Tensor, tau: float = 0.1, alpha: float = 0.5, p
     Returns:
         scalar float32 tensor.
     """
-    lp_ab, lp_ba, valid = pair_log_probs(emb, links, tau, present)
+    return icl_from_log_probs(*pair_log_probs(emb, links, tau, present), alpha)
+
+
+def icl_from_log_probs(lp_ab: Tensor, lp_ba: Tensor, valid: Tensor, alpha: float = 0.5) -> Tensor:
+    """:func:`icl_loss` from :func:`pair_log_probs`' output: ``-(alpha lp_ab + (1-alpha) lp_ba)`` averaged over valid pairs."""
     per_pair = -(alpha * lp_ab + (1.0 - alpha) * lp_ba)
     return per_pair.sum() / valid.sum().clamp(min=1)
 
 
-def ial_loss(emb: Tensor, teacher: Tensor, links: Tensor, tau: float = 4.0, alpha: float = 0.5, present: Tensor | None = None) -> Tensor:
+def teacher_logits(teacher: Tensor, links: Tensor, tau: float = 4.0) -> tuple[Tensor, Tensor]:
+    """The IAL teacher's in-batch logits, detached: compute once and pass to every modality's :func:`ial_loss`.
+
+    Returns ``(t_ab, t_ba)``, each (B, 2B), as :func:`ial_loss` computes them from ``teacher``.
+    """
+    with torch.no_grad():
+        return _pair_logits(teacher.detach(), links, tau)
+
+
+def ial_loss(
+    emb: Tensor,
+    teacher: Tensor | None,
+    links: Tensor,
+    tau: float = 4.0,
+    alpha: float = 0.5,
+    present: Tensor | None = None,
+    teacher_logits: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
     """Inter-modal alignment loss (MCLEA): KL(teacher || modality) over in-batch distributions.
 
     The teacher (the joint embedding) is detached, so only the modality learns
@@ -121,12 +168,13 @@ def ial_loss(emb: Tensor, teacher: Tensor, links: Tensor, tau: float = 4.0, alph
 
     Args:
         emb: (n, d) modality embeddings; teacher: (n, D) joint embeddings;
-        links: (B, 2); present: optional BoolTensor (n,) for the modality.
+        links: (B, 2); present: optional BoolTensor (n,) for the modality;
+        teacher_logits: the output of :func:`teacher_logits` (same ``links`` and ``tau``) instead of ``teacher``.
     Returns:
         scalar float32 tensor.
     """
     s_ab, s_ba = _pair_logits(emb, links, tau)
-    t_ab, t_ba = _pair_logits(teacher.detach(), links, tau)
+    t_ab, t_ba = teacher_logits if teacher_logits is not None else _pair_logits(teacher.detach(), links, tau)
     if present is not None:
         pa, pb = present[links[:, 0]], present[links[:, 1]]
         keep = pa & pb
@@ -170,3 +218,120 @@ class UncertaintyWeights(nn.Module):
                 s = self.log_vars[i]
                 total = total + torch.exp(-s) * losses[name] + s
         return total
+
+
+def _block_log_probs(ab: Tensor, aa: Tensor, bb: Tensor, pos: Tensor, pa: Tensor | None, pb: Tensor | None, emb: Tensor):
+    """:func:`pair_log_probs` from the (B, B) logit blocks ``za zb^T / tau``, ``za za^T / tau``, ``zb zb^T / tau``
+    (the last two with ``-inf`` diagonals).
+
+    ``pos``: (B,) positive logits; ``pa``/``pb``: bool (B,) presence of the links' ends, or None (all
+    present); ``emb``: the input, to attach a zero result to. The blocks are not modified (the joint
+    term reads them too). Returns ``(lp_ab, lp_ba, valid)`` as :func:`pair_log_probs`.
+    """
+    b = ab.shape[0]
+    if pa is None or bool(pa.all() and pb.all()):
+        lp_ab = pos - torch.logaddexp(torch.logsumexp(ab, 1), torch.logsumexp(aa, 1))
+        lp_ba = pos - torch.logaddexp(torch.logsumexp(ab, 0), torch.logsumexp(bb, 1))
+        return lp_ab.float(), lp_ba.float(), torch.ones(b, dtype=torch.bool, device=ab.device)
+    valid = pa & pb
+    idx = valid.nonzero().squeeze(1)
+    zeros = pos.new_zeros(b, dtype=torch.float32)
+    if idx.numel() == 0:
+        attached = zeros + emb.sum() * 0.0
+        return attached, attached, valid
+    # Anchors: complete pairs; negatives: present entities of the batch (absent columns -> -inf).
+    ninf = float("-inf")
+    other_ab = ab[idx].masked_fill(~pb[None, :], ninf)
+    same_a = aa[idx].masked_fill(~pa[None, :], ninf)
+    other_ba = ab.t()[idx].masked_fill(~pa[None, :], ninf)
+    same_b = bb[idx].masked_fill(~pb[None, :], ninf)
+    p = pos[idx]
+    lp_ab = p - torch.logaddexp(torch.logsumexp(other_ab, 1), torch.logsumexp(same_a, 1))
+    lp_ba = p - torch.logaddexp(torch.logsumexp(other_ba, 1), torch.logsumexp(same_b, 1))
+    return zeros.index_put((idx,), lp_ab.float()), zeros.index_put((idx,), lp_ba.float()), valid
+
+
+class _WeightedBlockSum(torch.autograd.Function):
+    """``J = sum_m (u_m v_m^T) * C_m`` over (B, B) blocks ``C_m`` and row/column weights ``u``, ``v`` (B, M).
+
+    With ``masked_diag`` the blocks' diagonals are ``-inf`` (no self-negative) and so is ``J``'s.
+    Written out (instead of autograd's chain of products and sums) to read each block twice in forward and
+    save nothing new for backward: this elementwise work is what the joint term costs once its matrix
+    products are gone.
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, v: Tensor, masked_diag: bool, *blocks: Tensor) -> Tensor:
+        out = torch.zeros(blocks[0].shape, dtype=torch.promote_types(blocks[0].dtype, u.dtype), device=u.device)
+        for m, c in enumerate(blocks):
+            out.addcmul_(c * u[:, m, None], v[None, :, m])
+        if masked_diag:
+            out.diagonal().fill_(float("-inf"))  # -inf * 0 is nan where a weight is 0
+        ctx.save_for_backward(u, v, *blocks)
+        ctx.masked_diag = masked_diag
+        return out
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        u, v, *blocks = ctx.saved_tensors
+        du, dv, dblocks = torch.empty_like(u), torch.empty_like(v), []
+        for m, c in enumerate(blocks):
+            gc = g * c
+            if ctx.masked_diag:
+                gc.diagonal().zero_()  # 0 * -inf
+            du[:, m] = gc @ v[:, m]
+            dv[:, m] = gc.t() @ u[:, m]
+            dblocks.append((g * u[:, m, None]).mul_(v[None, :, m]).to(c.dtype) if ctx.needs_input_grad[3 + m] else None)
+        return du, dv, None, *dblocks
+
+
+def joint_and_modality_log_probs(
+    embs: list[Tensor], weights: Tensor, links: Tensor, tau: float = 0.1, presents: list[Tensor | None] | None = None
+) -> tuple[tuple[Tensor, Tensor], list[tuple[Tensor, Tensor, Tensor]]]:
+    """The joint embedding's and every modality's log-probs from one set of per-modality similarity blocks.
+
+    For ``joint = weighted_concat(embs, weights)`` (rows ``concat_m w_m(i) x_m(i) / ||x_m(i)||``),
+    ``cos(joint_i, joint_j) = sum_m w_m(i) w_m(j) cos_m(i, j) / (||joint_i|| ||joint_j||)`` with
+    ``||joint_i||^2 = sum_m w_m(i)^2`` over the modalities whose row is non-zero: the joint's (B, 2B)
+    logits are assembled from the modalities' (B, B) cosine blocks instead of a product over the joint's
+    full width, and autograd sums both terms' gradients on each block before the one matrix-product
+    backward. Same values and gradients as the direct computation (tests/test_models_losses.py).
+
+    Args:
+        embs: M tensors (n, d_m), the embeddings the joint concatenates.
+        weights: (n, M) the joint's modality weights.
+        links: (B, 2) global ids.
+        tau: temperature.
+        presents: per modality an optional BoolTensor (n,) for its own term (as :func:`pair_log_probs`);
+            the joint term has no presence mask (absent modalities enter it through ``w_m = 0``).
+    Returns:
+        ``((lp_ab, lp_ba), per_modality)``: the joint's ``pair_log_probs(joint, links, tau)[:2]`` and,
+        per modality, ``pair_log_probs(embs[m], links, tau, presents[m])``.
+    """
+    a, bi = links[:, 0], links[:, 1]
+    presents = presents if presents is not None else [None] * len(embs)
+    wa, wb = weights[a].float(), weights[bi].float()
+    blocks, norm_a, norm_b = [], 0.0, 0.0
+    for m, emb in enumerate(embs):
+        za = F.normalize(emb[a].float(), dim=-1)
+        zb = F.normalize(emb[bi].float(), dim=-1)
+        scale = tau**-0.5  # z z^T / tau as one symmetric product
+        aa, bb = gram(za * scale), gram(zb * scale)
+        aa.diagonal().fill_(float("-inf"))  # no self-negative; filled once for both terms (no masked copies)
+        bb.diagonal().fill_(float("-inf"))
+        blocks.append(((za / tau) @ zb.t(), aa, bb, (za * zb).sum(-1) / tau))
+        # ||x / ||x|| ||^2: 1, or 0 for an all-zero row (F.normalize maps it to 0).
+        norm_a = norm_a + wa[:, m] ** 2 * (za * za).sum(-1)
+        norm_b = norm_b + wb[:, m] ** 2 * (zb * zb).sum(-1)
+    # Fold the joint's row norms into the per-row weights (F.normalize's eps as in pair_log_probs).
+    ua = wa / norm_a.sqrt().clamp_min(1e-12)[:, None]
+    ub = wb / norm_b.sqrt().clamp_min(1e-12)[:, None]
+    j_ab = _WeightedBlockSum.apply(ua, ub, False, *(blk[0] for blk in blocks))
+    j_aa = _WeightedBlockSum.apply(ua, ua, True, *(blk[1] for blk in blocks))
+    j_bb = _WeightedBlockSum.apply(ub, ub, True, *(blk[2] for blk in blocks))
+    joint = _block_log_probs(j_ab, j_aa, j_bb, j_ab.diagonal(), None, None, embs[0])[:2]
+    per_modality = []
+    for (ab, aa, bb, pos), present, emb in zip(blocks, presents, embs, strict=True):
+        pa, pb = (None, None) if present is None else (present[a], present[bi])
+        per_modality.append(_block_log_probs(ab, aa, bb, pos, pa, pb, emb))
+    return joint, per_modality

@@ -15,7 +15,7 @@ from kgalign.models.base import AlignmentModel, ModelOutput, MultiModalEncoder, 
 from kgalign.models.fusion import GlobalWeightFusion, weighted_concat
 from kgalign.models.inputs import ModelInputs
 from kgalign.models.layers import reset_children
-from kgalign.models.losses import UncertaintyWeights, ial_loss, icl_loss
+from kgalign.models.losses import UncertaintyWeights, ial_loss, icl_from_log_probs, icl_loss, joint_and_modality_log_probs, teacher_logits
 
 
 class MCLEA(AlignmentModel):
@@ -31,6 +31,9 @@ class MCLEA(AlignmentModel):
         tau: ICL temperature; tau2: IAL temperature; alpha: direction mix.
         ial_weight: factor on the Kendall-weighted IAL sum (MCLEA's zoom^2 = 0.01).
         l2_inputs: modalities whose raw features are L2-normalised first.
+        joint_from_blocks: the joint term's logits assembled from the per-modality ICL terms' similarity
+            blocks (:func:`~kgalign.models.losses.joint_and_modality_log_probs`; same values and gradients;
+            cheaper in fp32, not shown in bf16: docs/benchmarks.md); False computes them from the joint embedding.
 
     ``forward()``: ``{"graph": (n, hidden), m: (n, feature_dim), "joint": (n, hidden + (M-1)*feature_dim)}``;
     ``out.aux["weights"]`` (n, M).
@@ -56,6 +59,7 @@ class MCLEA(AlignmentModel):
         alpha: float = 0.5,
         ial_weight: float = 0.01,
         l2_inputs: tuple = ("image",),
+        joint_from_blocks: bool = True,
     ):
         super().__init__(inputs)
         feats = self.features()
@@ -80,6 +84,7 @@ class MCLEA(AlignmentModel):
         self.ial_weights = UncertaintyWeights(self.names)
         self.register_buffer("modality_mask", self.mask_matrix(self.names), persistent=False)
         self.tau, self.tau2, self.alpha, self.ial_weight = tau, tau2, alpha, ial_weight
+        self.joint_from_blocks = joint_from_blocks
         self.to(self.edge_index.device)  # parameters follow the inputs' device
 
     def reset_parameters(self) -> None:
@@ -102,9 +107,19 @@ class MCLEA(AlignmentModel):
 
         Returns the total and ``{"joint", "icl", "ial"}``.
         """
-        l_joint = icl_loss(out["joint"], links, self.tau, self.alpha)
-        icl = {m: icl_loss(out[m], links, self.tau, self.alpha, self.present(m)) for m in self.names}
-        ial = {m: ial_loss(out[m], out["joint"], links, self.tau2, self.alpha, self.present(m)) for m in self.names}
+        l_joint, icl = self._joint_and_icl(out, links)
+        teacher = teacher_logits(out["joint"], links, self.tau2)  # once for every modality's IAL
+        ial = {m: ial_loss(out[m], None, links, self.tau2, self.alpha, self.present(m), teacher) for m in self.names}
         l_icl, l_ial = self.icl_weights(icl), self.ial_weights(ial)
         total = l_joint + l_icl + self.ial_weight * l_ial
         return total, {"joint": float(l_joint.detach()), "icl": float(l_icl.detach()), "ial": float(l_ial.detach())}
+
+    def _joint_and_icl(self, out: ModelOutput, links: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """``ICL(joint)`` and ``{m: ICL(x_m)}``; the joint's logits from the modalities' blocks when ``joint_from_blocks``."""
+        if not self.joint_from_blocks:
+            icl = {m: icl_loss(out[m], links, self.tau, self.alpha, self.present(m)) for m in self.names}
+            return icl_loss(out["joint"], links, self.tau, self.alpha), icl
+        embs, presents = [out[m] for m in self.names], [self.present(m) for m in self.names]
+        (ab, ba), per = joint_and_modality_log_probs(embs, out.aux["weights"], links, self.tau, presents)
+        l_joint = icl_from_log_probs(ab, ba, torch.ones_like(ab, dtype=torch.bool), self.alpha)
+        return l_joint, {m: icl_from_log_probs(*lp, self.alpha) for m, lp in zip(self.names, per, strict=True)}

@@ -17,7 +17,7 @@ from kgalign.models.base import AlignmentModel, ModelOutput, MultiModalEncoder, 
 from kgalign.models.fusion import CrossModalAttentionFusion, weighted_concat
 from kgalign.models.inputs import ModelInputs
 from kgalign.models.layers import reset_children
-from kgalign.models.losses import UncertaintyWeights, icl_loss
+from kgalign.models.losses import UncertaintyWeights, icl_from_log_probs, icl_loss, joint_and_modality_log_probs
 
 
 class MEAformer(AlignmentModel):
@@ -33,6 +33,9 @@ class MEAformer(AlignmentModel):
             attention (``fusion_ffn`` 0 = no FFN block, the FB-dataset setting).
         tau, alpha: ICL temperature and direction mix.
         l2_inputs: modalities whose raw features are L2-normalised first.
+        joint_from_blocks: the joint term's logits assembled from the per-modality ICL terms' similarity
+            blocks (:func:`~kgalign.models.losses.joint_and_modality_log_probs`; same values and gradients;
+            cheaper in fp32, not shown in bf16: docs/benchmarks.md); False computes them from the joint embedding.
 
     ``forward()``: ``{m: (n, hidden)}`` (pre-transformer), ``"joint"`` (n, M*hidden);
     ``out.aux``: ``hidden`` (n, M, hidden) transformer outputs, ``weights`` (n, M).
@@ -59,6 +62,7 @@ class MEAformer(AlignmentModel):
         tau: float = 0.1,
         alpha: float = 0.5,
         l2_inputs: tuple = ("image",),
+        joint_from_blocks: bool = True,
     ):
         super().__init__(inputs)
         feats = self.features()
@@ -82,6 +86,7 @@ class MEAformer(AlignmentModel):
         self.loss_weights = UncertaintyWeights(self.names)
         self.register_buffer("modality_mask", self.mask_matrix(self.names), persistent=False)
         self.tau, self.alpha = tau, alpha
+        self.joint_from_blocks = joint_from_blocks
         self.to(self.edge_index.device)  # parameters follow the inputs' device
 
     def reset_parameters(self) -> None:
@@ -104,10 +109,19 @@ class MEAformer(AlignmentModel):
 
         Returns the total and ``{"joint", "icl", "licl"}`` (GMI, ECIA, IIR in MEAformer's terms).
         """
-        l_joint = icl_loss(out["joint"], links, self.tau, self.alpha)
-        icl = {m: icl_loss(out[m], links, self.tau, self.alpha, self.present(m)) for m in self.names}
+        l_joint, icl = self._joint_and_icl(out, links)
         hidden = out.aux["hidden"]
         licl = {m: icl_loss(hidden[:, i], links, self.tau, self.alpha, self.present(m)) for i, m in enumerate(self.names)}
         l_icl, l_licl = self.loss_weights(icl), self.loss_weights(licl)
         total = l_joint + l_icl + l_licl
         return total, {"joint": float(l_joint.detach()), "icl": float(l_icl.detach()), "licl": float(l_licl.detach())}
+
+    def _joint_and_icl(self, out: ModelOutput, links: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """``ICL(joint)`` and ``{m: ICL(x_m)}``; the joint's logits from the modalities' blocks when ``joint_from_blocks``."""
+        if not self.joint_from_blocks:
+            icl = {m: icl_loss(out[m], links, self.tau, self.alpha, self.present(m)) for m in self.names}
+            return icl_loss(out["joint"], links, self.tau, self.alpha), icl
+        embs, presents = [out[m] for m in self.names], [self.present(m) for m in self.names]
+        (ab, ba), per = joint_and_modality_log_probs(embs, out.aux["weights"], links, self.tau, presents)
+        l_joint = icl_from_log_probs(ab, ba, torch.ones_like(ab, dtype=torch.bool), self.alpha)
+        return l_joint, {m: icl_from_log_probs(*lp, self.alpha) for m, lp in zip(self.names, per, strict=True)}

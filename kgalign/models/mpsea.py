@@ -51,6 +51,8 @@ class MPSEA(AlignmentModel):
         gat_heads, gat_layers, gat_concat, gat_attn_dropout: structural encoder (paper: 2 heads, 2 layers).
         multi_weight_gat: multi-weight GAT (True) or a plain GAT ("repl.GAT").
         gat_bands: cardinality bands per relation direction (relation groups = 2 * bands).
+        gat_identity_init, gat_bias: the structural layers start at the identity, without a bias
+            (as NoCo/MEAformer/MCLEA; docs/models/mpsea.md "Structural start").
         structure: use the graph-structure modality at all ("w/o structure").
         dnef: encode numbers with DNEF (True) or a Linear map of the dense numeric matrix.
         dnef_kernels: radial basis functions per numeric attribute.
@@ -88,6 +90,8 @@ class MPSEA(AlignmentModel):
         gat_attn_dropout: float = 0.0,
         multi_weight_gat: bool = True,
         gat_bands: int = 1,
+        gat_identity_init: bool = True,
+        gat_bias: bool = False,
         structure: bool = True,
         dnef: bool = True,
         dnef_kernels: int = 32,
@@ -158,9 +162,20 @@ class MPSEA(AlignmentModel):
                     gat_concat,
                     gat_attn_dropout,
                     gat_bands,
+                    bias=gat_bias,
+                    identity_init=gat_identity_init,
                 )
             else:
-                self.graph = GraphEncoder(self.num_entities, hidden, gat_heads, gat_layers, gat_concat, gat_attn_dropout)
+                self.graph = GraphEncoder(
+                    self.num_entities,
+                    hidden,
+                    gat_heads,
+                    gat_layers,
+                    gat_concat,
+                    gat_attn_dropout,
+                    bias=gat_bias,
+                    identity_init=gat_identity_init,
+                )
         self.proj = nn.ModuleDict()
         self.dnef = None
         feats = self.features()

@@ -24,7 +24,7 @@ from kgalign.models.base import AlignmentModel, ModelOutput, MultiModalEncoder, 
 from kgalign.models.fusion import ConfidenceFusion, weighted_concat
 from kgalign.models.inputs import ModelInputs
 from kgalign.models.layers import reset_children
-from kgalign.models.losses import UncertaintyWeights, pair_log_probs
+from kgalign.models.losses import UncertaintyWeights, joint_and_modality_log_probs, pair_log_probs
 from kgalign.models.noise import ModalityNoiseAugment
 
 _P_MIN = 1e-6
@@ -33,7 +33,7 @@ _P_MIN = 1e-6
 def _lean_log_probs(emb: Tensor, links: Tensor, tau: float, present: Tensor | None):
     """:func:`pair_log_probs` that keeps none of its (B, B) similarity blocks for
     backward but recomputes them (about 80 MB less per term at B = 2,570; NoCo
-    has ten per-modality terms). Same values and gradients."""
+    has ten per-modality terms). Same values and gradients; used with ``icl_recompute=True``."""
     if not (torch.is_grad_enabled() and emb.requires_grad):
         return pair_log_probs(emb, links, tau, present)
     return checkpoint(pair_log_probs, emb, links, tau, present, use_reentrant=False)
@@ -59,6 +59,11 @@ class NoCo(AlignmentModel):
         conf_loss_weight: weight of the confidence regression loss (0 disables it).
         icl_weighting: ``"sum"`` (paper Eq. 16-17) or ``"kendall"`` (public code).
         l2_inputs: modalities whose raw features are L2-normalised first.
+        joint_from_blocks: the joint term's logits assembled from the LICL terms' per-modality similarity
+            blocks (:func:`~kgalign.models.losses.joint_and_modality_log_probs`; same values and gradients;
+            cheaper in fp32, not shown in bf16: docs/benchmarks.md); False computes them from the joint embedding.
+        icl_recompute: recompute the per-modality terms' (B, B) blocks in backward instead of keeping them
+            (less memory, about +25 % loss FLOPs; with ``joint_from_blocks`` only the ICL terms on ``h_m``).
 
     ``forward()`` returns the augmented embeddings ``h~_m`` per modality and the
     joint embedding; ``out.aux`` holds ``clean`` (dict of ``h_m``) and the fusion
@@ -95,6 +100,8 @@ class NoCo(AlignmentModel):
         conf_loss_weight: float = 0.1,
         icl_weighting: str = "sum",
         l2_inputs: tuple = ("image",),
+        joint_from_blocks: bool = True,
+        icl_recompute: bool = False,
     ):
         super().__init__(inputs)
         if icl_weighting not in ("sum", "kendall"):
@@ -135,6 +142,7 @@ class NoCo(AlignmentModel):
         self.tau, self.alpha = tau, alpha
         self.conf_loss_weight = conf_loss_weight
         self.icl_weighting = icl_weighting
+        self.joint_from_blocks, self.icl_recompute = joint_from_blocks, icl_recompute
         self.loss_weights = UncertaintyWeights(self.names) if icl_weighting == "kendall" else None
         self.to(self.edge_index.device)  # parameters follow the inputs' device
 
@@ -179,16 +187,20 @@ class NoCo(AlignmentModel):
             total loss (scalar) and ``{"joint", "icl", "licl", "conf"}`` as floats.
         """
         a = self.alpha
-        lp = pair_log_probs(out["joint"], links, self.tau)
+        log_probs = _lean_log_probs if self.icl_recompute else pair_log_probs
+        presents = [self.present(m) for m in self.names]
+        if self.joint_from_blocks:
+            lp, licl_lps = joint_and_modality_log_probs([out[m] for m in self.names], out.aux["weights"], links, self.tau, presents)
+        else:
+            lp = pair_log_probs(out["joint"], links, self.tau)
+            licl_lps = [log_probs(out[m], links, self.tau, p) for m, p in zip(self.names, presents, strict=True)]
         l_joint = -(a * lp[0] + (1 - a) * lp[1]).mean()
         icl, licl, probs = {}, {}, {}
-        for m in self.names:
-            present = self.present(m)
-            ab, ba, valid = _lean_log_probs(out.aux["clean"][m], links, self.tau, present)
-            icl[m] = -(a * ab + (1 - a) * ba).sum() / valid.sum().clamp(min=1)
-            ab, ba, valid = _lean_log_probs(out[m], links, self.tau, present)
+        for m, present, (ab, ba, valid) in zip(self.names, presents, licl_lps, strict=True):
             licl[m] = -(a * ab + (1 - a) * ba).sum() / valid.sum().clamp(min=1)
             probs[m] = (ab.detach().exp(), ba.detach().exp(), valid)
+            c_ab, c_ba, c_valid = log_probs(out.aux["clean"][m], links, self.tau, present)
+            icl[m] = -(a * c_ab + (1 - a) * c_ba).sum() / c_valid.sum().clamp(min=1)
         l_icl, l_licl = self._modality_sum(icl), self._modality_sum(licl)
         total = l_joint + l_icl + l_licl
         parts = {"joint": float(l_joint.detach()), "icl": float(l_icl.detach()), "licl": float(l_licl.detach())}

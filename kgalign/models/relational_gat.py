@@ -130,7 +130,8 @@ class MultiWeightGATConv(nn.Module):
     Args:
         in_dim, out_dim: widths; heads: attention heads; num_groups: G;
         num_types: edge types (the self loop is type ``num_types``);
-        concat: concatenate or average heads; attn_dropout: dropout on ``a``.
+        concat: concatenate or average heads; attn_dropout: dropout on ``a``;
+        bias: add a learnable output bias; identity_init: every slot starts at the identity.
     Shapes:
         forward(x (n, in_dim), src (E,), dst (E,), group (E,), etype (E,)) -> (n, out_dim);
         the edge arrays exclude self loops (added here).
@@ -145,19 +146,25 @@ class MultiWeightGATConv(nn.Module):
         num_types: int = 1,
         concat: bool = True,
         attn_dropout: float = 0.0,
+        bias: bool = True,
+        identity_init: bool = False,
     ):
         super().__init__()
         if concat and out_dim % heads:
             raise ValueError(f"out_dim {out_dim} is not divisible by heads {heads}")
         self.heads, self.concat, self.slots = heads, concat, num_groups + 1
         self.channels = out_dim // heads if concat else out_dim
-        self.in_dim = in_dim
+        self.in_dim, self.identity_init = in_dim, identity_init
+        if identity_init and self.heads * self.channels % in_dim:
+            raise ValueError(
+                f"an identity start needs heads * channels ({self.heads * self.channels}) to be a multiple of in_dim ({in_dim})"
+            )
         # Raw parameters, not nn.Linear: reset_parameters() owns their (shared) initialisation.
         self.weight = nn.Parameter(torch.empty(self.slots * heads * self.channels, in_dim))
         self.att_src = nn.Parameter(torch.empty(self.slots, heads, self.channels))
         self.att_dst = nn.Parameter(torch.empty(heads, self.channels))
         self.type_bias = nn.Parameter(torch.empty(num_types + 1, heads))
-        self.bias = nn.Parameter(torch.empty(out_dim))
+        self.bias = nn.Parameter(torch.empty(out_dim)) if bias else None
         self.drop = nn.Dropout(attn_dropout)
         self.reset_parameters()
 
@@ -165,17 +172,24 @@ class MultiWeightGATConv(nn.Module):
         """Start as the plain GAT: every slot gets the *same* Glorot matrix and attention vector,
         and training lets the groups diverge. Independent draws per slot put the self loop and
         each group in unrelated random subspaces and cost about two thirds of Hits@1 on the
-        example graphs after 30 steps (docs/models/mpsea.md)."""
+        example graphs after 30 steps (docs/models/mpsea.md). With ``identity_init`` that shared
+        matrix is the identity (each averaged head, or the concatenated heads together), as
+        :class:`~kgalign.models.layers.GraphEncoder`'s ``identity_init``: the entity table passes
+        through the layers nearly intact at the start, the reference GAT's diagonal start."""
         fan_in, fan_out = self.in_dim, self.heads * self.channels
         bound = math.sqrt(6.0 / (fan_in + fan_out))
         with torch.no_grad():
-            w = torch.empty(fan_out, fan_in).uniform_(-bound, bound)
+            if self.identity_init:
+                w = torch.eye(fan_in).repeat(fan_out // fan_in, 1)
+            else:
+                w = torch.empty(fan_out, fan_in).uniform_(-bound, bound)
             self.weight.copy_(w.repeat(self.slots, 1))
             b = math.sqrt(6.0 / (self.heads + self.channels))  # PyG's glorot on (heads, channels)
             self.att_src.copy_(torch.empty(self.heads, self.channels).uniform_(-b, b).expand_as(self.att_src))
             self.att_dst.uniform_(-b, b)
         nn.init.zeros_(self.type_bias)
-        nn.init.zeros_(self.bias)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
 
     def edges(self, src: Tensor, dst: Tensor, group: Tensor, etype: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
         """The edges with the n self loops appended: (message rows ``src * slots + slot``, targets, types), each (E + n,)."""
@@ -212,7 +226,7 @@ class MultiWeightGATConv(nn.Module):
             values = alpha[aggregation.order].t().reshape(-1)
             out = block_spmm(values, stacked, aggregation).view(h, n, c).transpose(0, 1)
         out = out.reshape(n, h * c) if self.concat else out.mean(1)
-        return out + self.bias.to(out.dtype)
+        return out if self.bias is None else out + self.bias.to(out.dtype)
 
 
 class MultiWeightGAT(nn.Module):
@@ -221,7 +235,8 @@ class MultiWeightGAT(nn.Module):
     Args:
         num_entities: n; dim: width d; heads, layers, concat, attn_dropout: as GraphEncoder;
         index: LongTensor (2, E) typed directed edges (``RelationEdges.index``);
-        types: LongTensor (E,); num_relations: R; bands: cardinality bands per direction.
+        types: LongTensor (E,); num_relations: R; bands: cardinality bands per direction;
+        bias, identity_init: as :class:`MultiWeightGATConv`.
     Shapes:
         forward() -> (n, dim)
     """
@@ -238,6 +253,8 @@ class MultiWeightGAT(nn.Module):
         concat: bool = True,
         attn_dropout: float = 0.0,
         bands: int = 2,
+        bias: bool = True,
+        identity_init: bool = False,
     ):
         super().__init__()
         group = cardinality_groups(index, types, num_entities, num_relations, bands)
@@ -251,7 +268,10 @@ class MultiWeightGAT(nn.Module):
         self.num_groups = num_groups
         self.entity = nn.Parameter(torch.empty(num_entities, dim))
         self.convs = nn.ModuleList(
-            MultiWeightGATConv(dim, dim, heads, num_groups, num_types, concat=concat, attn_dropout=attn_dropout) for _ in range(layers)
+            MultiWeightGATConv(
+                dim, dim, heads, num_groups, num_types, concat=concat, attn_dropout=attn_dropout, bias=bias, identity_init=identity_init
+            )
+            for _ in range(layers)
         )
         self.sparse = True  # aggregate with a CSR SpMM (False: per-edge gather and scatter, the first version)
         self._aggregation: SlotAggregation | None = None
