@@ -335,3 +335,28 @@ def joint_and_modality_log_probs(
         pa, pb = (None, None) if present is None else (present[a], present[bi])
         per_modality.append(_block_log_probs(ab, aa, bb, pos, pa, pb, emb))
     return joint, per_modality
+
+
+def joint_and_icl_losses(
+    embs: dict[str, Tensor],
+    joint: Tensor,
+    weights: Tensor,
+    links: Tensor,
+    presents: dict[str, Tensor | None],
+    tau: float = 0.1,
+    alpha: float = 0.5,
+    from_blocks: bool = True,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """``ICL(joint)`` and ``{m: ICL(x_m)}`` for a joint that is ``weighted_concat(embs, weights)``.
+
+    With ``from_blocks`` the joint's logits come from the modalities' similarity blocks
+    (:func:`joint_and_modality_log_probs`: same values and gradients); otherwise each term is
+    computed directly. embs: ``{m: (n, d_m)}``; joint: (n, sum d_m); weights: (n, M) in ``embs``'
+    order; links: (B, 2); presents: ``{m: BoolTensor (n,) or None}``.
+    """
+    if not from_blocks:
+        icl = {m: icl_loss(e, links, tau, alpha, presents[m]) for m, e in embs.items()}
+        return icl_loss(joint, links, tau, alpha), icl
+    (ab, ba), per = joint_and_modality_log_probs(list(embs.values()), weights, links, tau, [presents[m] for m in embs])
+    l_joint = icl_from_log_probs(ab, ba, torch.ones_like(ab, dtype=torch.bool), alpha)
+    return l_joint, {m: icl_from_log_probs(*lp, alpha) for m, lp in zip(embs, per, strict=True)}

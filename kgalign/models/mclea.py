@@ -15,7 +15,7 @@ from kgalign.models.base import AlignmentModel, ModelOutput, MultiModalEncoder, 
 from kgalign.models.fusion import GlobalWeightFusion, weighted_concat
 from kgalign.models.inputs import ModelInputs
 from kgalign.models.layers import reset_children
-from kgalign.models.losses import UncertaintyWeights, ial_loss, icl_from_log_probs, icl_loss, joint_and_modality_log_probs, teacher_logits
+from kgalign.models.losses import UncertaintyWeights, ial_loss, joint_and_icl_losses, teacher_logits
 
 
 class MCLEA(AlignmentModel):
@@ -107,19 +107,18 @@ class MCLEA(AlignmentModel):
 
         Returns the total and ``{"joint", "icl", "ial"}``.
         """
-        l_joint, icl = self._joint_and_icl(out, links)
+        l_joint, icl = joint_and_icl_losses(
+            {m: out[m] for m in self.names},
+            out["joint"],
+            out.aux["weights"],
+            links,
+            {m: self.present(m) for m in self.names},
+            self.tau,
+            self.alpha,
+            self.joint_from_blocks,
+        )
         teacher = teacher_logits(out["joint"], links, self.tau2)  # once for every modality's IAL
         ial = {m: ial_loss(out[m], None, links, self.tau2, self.alpha, self.present(m), teacher) for m in self.names}
         l_icl, l_ial = self.icl_weights(icl), self.ial_weights(ial)
         total = l_joint + l_icl + self.ial_weight * l_ial
         return total, {"joint": float(l_joint.detach()), "icl": float(l_icl.detach()), "ial": float(l_ial.detach())}
-
-    def _joint_and_icl(self, out: ModelOutput, links: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """``ICL(joint)`` and ``{m: ICL(x_m)}``; the joint's logits from the modalities' blocks when ``joint_from_blocks``."""
-        if not self.joint_from_blocks:
-            icl = {m: icl_loss(out[m], links, self.tau, self.alpha, self.present(m)) for m in self.names}
-            return icl_loss(out["joint"], links, self.tau, self.alpha), icl
-        embs, presents = [out[m] for m in self.names], [self.present(m) for m in self.names]
-        (ab, ba), per = joint_and_modality_log_probs(embs, out.aux["weights"], links, self.tau, presents)
-        l_joint = icl_from_log_probs(ab, ba, torch.ones_like(ab, dtype=torch.bool), self.alpha)
-        return l_joint, {m: icl_from_log_probs(*lp, self.alpha) for m, lp in zip(self.names, per, strict=True)}

@@ -17,7 +17,7 @@ from kgalign.models.base import AlignmentModel, ModelOutput, MultiModalEncoder, 
 from kgalign.models.fusion import CrossModalAttentionFusion, weighted_concat
 from kgalign.models.inputs import ModelInputs
 from kgalign.models.layers import reset_children
-from kgalign.models.losses import UncertaintyWeights, icl_from_log_probs, icl_loss, joint_and_modality_log_probs
+from kgalign.models.losses import UncertaintyWeights, icl_loss, joint_and_icl_losses
 
 
 class MEAformer(AlignmentModel):
@@ -109,19 +109,18 @@ class MEAformer(AlignmentModel):
 
         Returns the total and ``{"joint", "icl", "licl"}`` (GMI, ECIA, IIR in MEAformer's terms).
         """
-        l_joint, icl = self._joint_and_icl(out, links)
+        l_joint, icl = joint_and_icl_losses(
+            {m: out[m] for m in self.names},
+            out["joint"],
+            out.aux["weights"],
+            links,
+            {m: self.present(m) for m in self.names},
+            self.tau,
+            self.alpha,
+            self.joint_from_blocks,
+        )
         hidden = out.aux["hidden"]
         licl = {m: icl_loss(hidden[:, i], links, self.tau, self.alpha, self.present(m)) for i, m in enumerate(self.names)}
         l_icl, l_licl = self.loss_weights(icl), self.loss_weights(licl)
         total = l_joint + l_icl + l_licl
         return total, {"joint": float(l_joint.detach()), "icl": float(l_icl.detach()), "licl": float(l_licl.detach())}
-
-    def _joint_and_icl(self, out: ModelOutput, links: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """``ICL(joint)`` and ``{m: ICL(x_m)}``; the joint's logits from the modalities' blocks when ``joint_from_blocks``."""
-        if not self.joint_from_blocks:
-            icl = {m: icl_loss(out[m], links, self.tau, self.alpha, self.present(m)) for m in self.names}
-            return icl_loss(out["joint"], links, self.tau, self.alpha), icl
-        embs, presents = [out[m] for m in self.names], [self.present(m) for m in self.names]
-        (ab, ba), per = joint_and_modality_log_probs(embs, out.aux["weights"], links, self.tau, presents)
-        l_joint = icl_from_log_probs(ab, ba, torch.ones_like(ab, dtype=torch.bool), self.alpha)
-        return l_joint, {m: icl_from_log_probs(*lp, self.alpha) for m, lp in zip(self.names, per, strict=True)}
