@@ -145,7 +145,33 @@ def test_switches_remove_their_modules(data):
     assert "graph" not in _model(inputs, structure=False)()
 
 
-@pytest.mark.parametrize("switch", [{}, *SWITCHES], ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "default")
+# Switches of scale, not of components: no module goes away.
+SCALE_SWITCHES = [{"fusion_input_norm": False}, {"unit_mix": False}]
+
+
+@pytest.mark.parametrize("switch", SCALE_SWITCHES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+def test_scale_switches_change_the_computation_with_the_same_weights(data, switch):
+    inputs, _ = data
+    default = _model(inputs, cprl=False)  # level 0.5 for every entity: both parts enter the joint
+    variant = _model(inputs, cprl=False, **switch)
+    variant.load_state_dict(default.state_dict())
+    a, b = default.embed(), variant.embed()
+    assert a.shape == b.shape and not torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("normed", [True, False])
+def test_fusion_input_norm_makes_the_fused_tokens_blind_to_an_encoders_scale(data, normed):
+    inputs, _ = data
+    model = _model(inputs, cprl=False, fusion_input_norm=normed).eval()
+    with torch.no_grad():
+        before = model.forward().aux["hidden"]
+        model.proj["relation"].linear.weight.mul_(100.0)  # the relation encoder's output, 100x larger
+        model.proj["relation"].linear.bias.mul_(100.0)
+        after = model.forward().aux["hidden"]
+    assert torch.allclose(before, after, atol=1e-4) == normed
+
+
+@pytest.mark.parametrize("switch", [{}, *SWITCHES, *SCALE_SWITCHES], ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "default")
 def test_training_learns_with_every_switch(small_data, switch):
     inputs, links = small_data
     train, held = links[:30], links[30:]

@@ -207,3 +207,13 @@ def test_reward_threshold_and_policy_gradient():
         opt.step()
     after = torch.softmax(policy(state), -1)[:, 2].mean()
     assert after > 0.8 > before
+
+
+def test_mi_estimator_is_blind_to_the_inputs_scale():
+    # MPSEA's joint embedding has norm <= 1 over M*d entries: the critic must see it at a usable scale.
+    torch.manual_seed(0)
+    est = MutualInformationEstimator(40, 30, hidden=16)
+    u, v = torch.randn(32, 40), torch.randn(32, 30)
+    assert torch.allclose(est.scores(0.01 * u, v), est.scores(u, 7.0 * v), atol=1e-5)
+    assert torch.allclose(est.pointwise(0.01 * u, v, v[:8]), est.pointwise(u, v, v[:8]), atol=1e-5)
+    assert est.scores(u, v).std() > 0.01  # not a constant at the default initialisation

@@ -34,7 +34,7 @@ from kgalign.models.fusion import masked_softmax, weighted_concat
 from kgalign.models.inputs import ModelInputs, NumericFacts
 from kgalign.models.layers import FeatureProjection, GraphEncoder
 from kgalign.models.losses import UncertaintyWeights, icl_loss
-from kgalign.models.mi import MutualInformationEstimator
+from kgalign.models.mi import MutualInformationEstimator, rms_scaled
 from kgalign.models.mmpf import GraphStructureTransformer, PreSynergisticFusion
 from kgalign.models.numeric_encoder import DNEF
 from kgalign.models.outlook import ImageFFN
@@ -61,6 +61,10 @@ class MPSEA(AlignmentModel):
         fusion_heads, fusion_ffn, fusion_dropout: the two fusion transformers (paper: 5 heads).
         fusion_checkpoint: recompute the fusion layers in backward instead of keeping their
             activations (less memory, more time; the results are the same).
+        fusion_input_norm: give every token norm sqrt(d) before the fusion transformers, so a
+            modality's voice does not depend on its encoder's scale.
+        unit_mix: mix the unit-length unfused and fused embeddings in the joint, so the level is
+            a share of directions rather than of raw scales.
         mmpf: pre-synergistic injection at all ("w/o MMPF"); mmpf_gph / mmpf_img: its
             graph / visual key-value prefix ("w/o MMPF-gph", "w/o MMPF-img").
         outlook, outlook_conv: Outlook attention / convolution module in the image
@@ -100,6 +104,8 @@ class MPSEA(AlignmentModel):
         fusion_ffn: int = 300,
         fusion_dropout: float = 0.1,
         fusion_checkpoint: bool = False,
+        fusion_input_norm: bool = True,
+        unit_mix: bool = True,
         mmpf: bool = True,
         mmpf_gph: bool = True,
         mmpf_img: bool = True,
@@ -138,6 +144,7 @@ class MPSEA(AlignmentModel):
         self.tau, self.alpha = tau, alpha
         self.cprl = cprl
         self.fusion_checkpoint = fusion_checkpoint
+        self.fusion_input_norm, self.unit_mix = fusion_input_norm, unit_mix
         self.base_level = float(base_level)
         self.reward_threshold, self.mi_weight = reward_threshold, mi_weight
         self.reward_bonus, self.reward_penalty, self.entropy_weight = reward_bonus, reward_penalty, entropy_weight
@@ -290,7 +297,10 @@ class MPSEA(AlignmentModel):
         return self.dnef(ent[keep], self.num_attribute[keep], self.num_value[keep], len(rows))
 
     def _joint(self, x: list[Tensor], h: list[Tensor], weights: Tensor, level: Tensor) -> Tensor:
-        """``concat_m(w_m * norm((1 - lam) x_m + lam h_m))`` with ``level`` (n, 1) or a float."""
+        """``concat_m(w_m * norm((1 - lam) x_m + lam h_m))`` with ``level`` (n, 1) or a float
+        (``x_m``, ``h_m`` first L2-normalised with ``unit_mix``)."""
+        if self.unit_mix:
+            x, h = [F.normalize(t, dim=-1) for t in x], [F.normalize(t, dim=-1) for t in h]
         mixed = [(1 - level) * a + level * b for a, b in zip(x, h, strict=True)]
         return weighted_concat(mixed, weights)
 
@@ -331,6 +341,8 @@ class MPSEA(AlignmentModel):
             x = [t[:k] for t in both]
             neg = None if pool is None else self._modality_concat([t[k:] for t in both])
         stacked = torch.stack(x, 1)
+        if self.fusion_input_norm:  # absent tokens are zero rows and stay zero
+            stacked = F.normalize(stacked, dim=-1) * math.sqrt(self.hidden)
         if self.fusion_checkpoint and self.training and torch.is_grad_enabled():
             # Keep none of the fusion layers' activations; recompute them in backward (same RNG for dropout).
             hidden, scores = checkpoint(self._fuse, stacked, mask, use_reentrant=False)
@@ -349,7 +361,9 @@ class MPSEA(AlignmentModel):
                 if neg is None:
                     neg = clean[pool]
                 mi = self.mi.pointwise(base, clean, neg)
-            logits = self.policy(torch.cat([base, mi.unsqueeze(1)], 1).to(next(self.policy.parameters()).dtype))
+            # J at RMS 1: at norm <= 1 over M*d entries the policy would see a constant state.
+            state = torch.cat([rms_scaled(base), mi.unsqueeze(1)], 1)
+            logits = self.policy(state.to(next(self.policy.parameters()).dtype))
             if self.training:
                 action = torch.distributions.Categorical(logits=logits.detach()).sample()
             else:
