@@ -2,10 +2,14 @@
 
 Trains the full model and one variant per removed modality or component on one
 dataset (same inputs, epochs, seeds and training settings for every row) and
-writes a Markdown table plus one JSON line per run::
+writes a Markdown table, a bar chart (``.png``) and one JSON line per run (``.jsonl``)::
 
-    python benchmarks/mpsea_ablate.py DATASET --epochs 100 --seeds 1 2 3 -- --lr 1e-3
+    python benchmarks/mpsea_ablate.py DATASET --epochs 100 --seeds 1 2 3 --jobs 2 -- --lr 1e-3
     python benchmarks/mpsea_ablate.py DATASET --rows full "w/o CPRL" repl.GAT --epochs 5
+    python benchmarks/mpsea_ablate.py DATASET --report     # table and plot of the runs finished so far
+
+Runs go through benchmarks/job_queue.py: a finished run is skipped and an interrupted one resumed,
+so the same command continues after an interruption.
 
 Everything after ``--`` goes to ``kgalign train`` (e.g. ``--set model.hidden=64``).
 Each cell is the test figure of the epoch selected on the validation links
@@ -22,10 +26,12 @@ import argparse
 import json
 import shlex
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from job_queue import run_jobs
+
+from kgalign.fsutil import atomic_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,30 +59,32 @@ def _stored_modalities(dataset: Path) -> list[str]:
     return [m for m in read_manifest(dataset) if m != "numeric_present"]
 
 
-def _run(dataset: Path, row: str, seed: int, modalities: list[str], epochs: int, out_root: Path, extra: list[str]) -> dict:
-    options, _ = ROWS[row]
-    run = out_root / f"{row.replace('/', '').replace(' ', '_').replace('.', '_')}_s{seed}"
-    cmd = [sys.executable, "-m", "kgalign.cli", "train", str(dataset), "--model", "mpsea", "--epochs", str(epochs)]
-    cmd += ["--seed", str(seed), "--modalities", ",".join(modalities), "-o", str(run), "--force", "-q"]
-    for key, value in options.items():
+def run_dir(runs_dir: Path, row: str, seed: int) -> Path:
+    return runs_dir / f"{row.replace('/', '').replace(' ', '_').replace('.', '_')}_s{seed}"
+
+
+def train_command(dataset: Path, row: str, seed: int, modalities: list[str], epochs: int, run: Path, extra: list[str]) -> list[str]:
+    cmd = ["kgalign", "train", str(dataset), "--model", "mpsea", "--epochs", str(epochs), "--seed", str(seed)]
+    cmd += ["--modalities", ",".join(modalities), "-o", str(run), "-q"]
+    for key, value in ROWS[row][0].items():
         cmd += ["--set", f"model.{key}={json.dumps(value)}"]
-    cmd += extra
-    t0 = time.time()
-    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
-    if p.returncode:
-        raise SystemExit(f"{row} (seed {seed}) failed with exit {p.returncode}: {shlex.join(cmd)}\n{p.stderr[-2000:]}")
+    return cmd + extra
+
+
+def record(run: Path, row: str, seed: int) -> dict | None:
+    """The row's figures from a finished run directory (None while unfinished)."""
+    if not (run / "results.json").is_file():
+        return None
     res = json.loads((run / "results.json").read_text())
-    test = res["test"]["csls"]["l2r"] if res.get("test") else None
-    best = (res.get("best_on_test") or {}).get("test")
+    best = res.get("best_on_test") or {}
     return {
         "row": row,
         "seed": seed,
-        "command": shlex.join(cmd),
-        "wall_s": round(time.time() - t0, 1),
+        "command": (run.parent / f"{run.name}.cmd").read_text().strip() if (run.parent / f"{run.name}.cmd").is_file() else None,
         "selected_epoch": res["selection"]["epoch"],
-        "test_csls_l2r": test,
-        "papers_protocol_test": best,
-        "papers_protocol_epoch": (res.get("best_on_test") or {}).get("epoch"),
+        "test_csls_l2r": res["test"]["csls"]["l2r"] if res.get("test") else None,
+        "papers_protocol_test": best.get("test"),
+        "papers_protocol_epoch": best.get("epoch"),
     }
 
 
@@ -120,6 +128,31 @@ def table(records: list[dict], skipped: dict[str, str], rows: list[str], header:
     return "\n".join(lines) + "\n"
 
 
+def plot(records: list[dict], rows: list[str], png: Path) -> None:
+    """Bar chart of test H@1 per variant (mean, spread over seeds), the full model's level dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in rows if any(x["row"] == r and x["test_csls_l2r"] for x in records)]
+    values = [[x["test_csls_l2r"]["hits@1"] for x in records if x["row"] == r and x["test_csls_l2r"]] for r in shown]
+    means = [statistics.mean(v) for v in values]
+    sds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(shown) + 1.5), 3.8))
+    colors = ["#4c72b0" if r == "full" else "#999999" for r in shown]
+    ax.bar(range(len(shown)), means, yerr=sds, capsize=3, color=colors)
+    if "full" in shown:
+        ax.axhline(means[shown.index("full")], color="#4c72b0", ls="--", lw=1)
+    ax.set_xticks(range(len(shown)), shown, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("test CSLS l2r Hits@1 (selected on valid)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(png) as tmp:  # never a half-written PNG under the name
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -131,39 +164,47 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", nargs="+", default=list(ROWS), help=f"subset of: {', '.join(ROWS)}")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "mpsea_ablation.md")
     ap.add_argument("--runs-dir", type=Path, default=REPO / "benchmarks" / "out" / "mpsea_ablation_runs")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at a time (the cores are split between them)")
+    ap.add_argument("--report", action="store_true", help="only write the table and plot from the finished runs")
     args = ap.parse_args(argv)
     unknown = [r for r in args.rows if r not in ROWS]
     if unknown:
         ap.error(f"unknown row(s) {unknown}; choose from {list(ROWS)}")
     dataset = args.dataset.resolve()
     stored = _stored_modalities(dataset)
-    records, skipped = [], {}
-    jsonl = args.out.with_suffix(".jsonl")
+    skipped, jobs, cells = {}, [], []
+    for row in args.rows:
+        dropped = ROWS[row][1]
+        if dropped is not None and dropped not in stored:
+            skipped[row] = f"no {dropped} features"
+            continue
+        mods = [m for m in stored if m != dropped]
+        for seed in args.seeds:
+            run = run_dir(args.runs_dir, row, seed)
+            jobs.append((train_command(dataset, row, seed, mods, args.epochs, run, extra), run))
+            cells.append((run, row, seed))
+    if not args.report:
+        run_jobs(jobs, args.jobs, REPO)
+    records = [r for run, row, seed in cells if (r := record(run, row, seed)) is not None]
+    missing = [run.name for run, _, _ in cells if not (run / "results.json").is_file()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with jsonl.open("w") as log:
-        for row in args.rows:
-            dropped = ROWS[row][1]
-            if dropped is not None and dropped not in stored:
-                skipped[row] = f"no {dropped} features"
-                continue
-            mods = [m for m in stored if m != dropped]
-            for seed in args.seeds:
-                rec = _run(dataset, row, seed, mods, args.epochs, args.runs_dir, extra)
-                records.append(rec)
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
-                print(f"{row} seed {seed}: test csls l2r H@1 {rec['test_csls_l2r']['hits@1']:.3f} ({rec['wall_s']} s)", file=sys.stderr)
+    jsonl = args.out.with_suffix(".jsonl")
+    with atomic_path(jsonl) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
     header = (
         f"MPSEA ablation on `{dataset}` ({args.epochs} epochs, seeds {args.seeds}, extra options: "
         f"`{shlex.join(extra) or 'none'}`). Test links, CSLS, left-to-right, epoch selected on the validation links; "
         "the papers' protocol columns take the best test epoch of the same runs (optimistic)."
     )
+    if missing:
+        header += f" Unfinished, not in the table: {', '.join(missing)}."
     text = table(records, skipped, args.rows, header)
-    tmp = args.out.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(args.out)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(text)
+    if records:
+        plot(records, args.rows, args.out.with_suffix(".png"))
     print(text)
-    return 0
+    return 1 if missing and not args.report else 0
 
 
 if __name__ == "__main__":

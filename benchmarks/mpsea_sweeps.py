@@ -13,6 +13,8 @@ first r * |links| of them), so every ratio is ranked on the same test links::
     python benchmarks/mpsea_sweeps.py low-resource DATASET --ratios 0.01 0.05 0.1 0.2 0.3 \\
         --models mpsea noco meaformer mclea --epochs 100 --seeds 1 2 3
 
+Runs go through benchmarks/job_queue.py (``--jobs`` at a time; a finished run is skipped, an interrupted one
+resumed, so the same command continues after an interruption; ``--report`` only rewrites the table and plot).
 Everything after ``--`` goes to ``kgalign train``. Cells are test CSLS l2r Hits@1 / MRR of the epoch selected on
 the validation links (honest protocol), mean ± sd over seeds. Output: ``--out`` (Markdown; default
 benchmarks/out/mpsea_<study>.md), the same path with ``.jsonl`` (one line per run) and ``.png`` (the plot).
@@ -25,32 +27,34 @@ import json
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from job_queue import run_jobs
+
+from kgalign.fsutil import atomic_path
 
 REPO = Path(__file__).resolve().parents[1]
 VALID_SHARE, TEST_SHARE = 0.1, 0.6
 
 
-def _train(dataset: Path, run: Path, model: str, seed: int, epochs: int, sets: dict, extra: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "kgalign.cli", "train", str(dataset), "--model", model, "--epochs", str(epochs)]
-    cmd += ["--seed", str(seed), "-o", str(run), "--force", "-q"]
+def train_command(dataset: Path, run: Path, model: str, seed: int, epochs: int, sets: dict, extra: list[str]) -> list[str]:
+    cmd = ["kgalign", "train", str(dataset), "--model", model, "--epochs", str(epochs), "--seed", str(seed), "-o", str(run), "-q"]
     for key, value in sets.items():
         cmd += ["--set", f"model.{key}={json.dumps(value)}"]
-    cmd += extra
-    t0 = time.time()
-    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
-    if p.returncode:
-        raise SystemExit(f"failed with exit {p.returncode}: {shlex.join(cmd)}\n{p.stderr[-2000:]}")
+    return cmd + extra
+
+
+def record(run: Path) -> dict | None:
+    """Test CSLS l2r figures of the epoch selected on valid, from a finished run (None while unfinished)."""
+    if not (run / "results.json").is_file():
+        return None
     res = json.loads((run / "results.json").read_text())
     test = res["test"]["csls"]["l2r"]
+    cmd = run.parent / f"{run.name}.cmd"
     return {
-        "command": shlex.join(cmd),
-        "wall_s": round(time.time() - t0, 1),
+        "command": cmd.read_text().strip() if cmd.is_file() else None,
         "selected_epoch": res["selection"]["epoch"],
         "hits@1": test["hits@1"],
         "mrr": test["mrr"],
@@ -105,8 +109,6 @@ def _table(records: list[dict], key: str, columns: list[str], head: str) -> str:
 def _plot(records: list[dict], key: str, columns: list[str], xlabel: str, png: Path, logx: bool) -> None:
     import matplotlib
 
-    from kgalign.fsutil import atomic_path
-
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -149,6 +151,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--work", type=Path, default=REPO / "benchmarks" / "out" / "sweeps", help="runs and re-split datasets")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at a time (the cores are split between them)")
+    ap.add_argument("--report", action="store_true", help="only write the table and plot from the finished runs")
     args = ap.parse_args(argv)
     if not (args.dataset / "manifest.json").is_file():
         print(f"error: {args.dataset}: not a kgalign dataset (no manifest.json)", file=sys.stderr)
@@ -161,34 +165,40 @@ def main(argv=None) -> int:
     default = get_model("mpsea").defaults.get(args.param)
     # the registry validates types: an integer option (e.g. fusion_heads) gets integers
     integer_option = isinstance(default, int) and not isinstance(default, bool)
-    records: list[dict] = []
-    jsonl = out.with_suffix(".jsonl")
-    jsonl.write_text("", encoding="utf-8")
+    cells = []  # (run, value, column, seed, command)
     for seed in args.seeds:
         if args.study == "sensitivity":
             for v in args.values:
                 value = int(v) if integer_option else v
                 run = args.work / f"{args.param}_{v:g}_s{seed}"
-                rec = _train(args.dataset, run, "mpsea", seed, args.epochs, {args.param: value}, extra)
-                records.append({**rec, "value": v, "column": "mpsea", "seed": seed})
-                with open(jsonl, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(records[-1]) + "\n")
+                cmd = train_command(args.dataset, run, "mpsea", seed, args.epochs, {args.param: value}, extra)
+                cells.append((run, v, "mpsea", seed, cmd))
         else:
             for ratio in args.ratios:
-                ds = resplit(args.dataset, args.work / f"ds_r{ratio:g}_s{seed}", ratio, seed)
+                ds = args.work / f"ds_r{ratio:g}_s{seed}"
+                if not args.report and not (ds / "manifest.json").is_file():
+                    resplit(args.dataset, ds, ratio, seed)
                 for model in args.models:
-                    rec = _train(ds, args.work / f"{model}_r{ratio:g}_s{seed}", model, seed, args.epochs, {}, extra)
-                    records.append({**rec, "value": ratio, "column": model, "seed": seed})
-                    with open(jsonl, "a", encoding="utf-8") as f:
-                        f.write(json.dumps(records[-1]) + "\n")
+                    run = args.work / f"{model}_r{ratio:g}_s{seed}"
+                    cells.append((run, ratio, model, seed, train_command(ds, run, model, seed, args.epochs, {}, extra)))
+    if not args.report:
+        run_jobs([(cmd, run) for run, _, _, _, cmd in cells], args.jobs, REPO)
+    records = [{**rec, "value": v, "column": c, "seed": seed} for run, v, c, seed, _ in cells if (rec := record(run)) is not None]
+    missing = [run.name for run, *_ in cells if not (run / "results.json").is_file()]
+    with atomic_path(out.with_suffix(".jsonl")) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     columns = ["mpsea"] if args.study == "sensitivity" else args.models
     head = args.param if args.study == "sensitivity" else "train ratio"
-    text = f"{args.study} on {args.dataset}, {args.epochs} epochs, seeds {args.seeds}; extra: {shlex.join(extra) or '—'}\n\n"
-    text += _table(records, "value", columns, head)
-    out.write_text(text, encoding="utf-8")
-    _plot(records, "value", columns, head, out.with_suffix(".png"), logx=args.study == "low-resource")
+    text = f"{args.study} on {args.dataset}, {args.epochs} epochs, seeds {args.seeds}; extra: {shlex.join(extra) or '—'}\n"
+    if missing:
+        text += f"Unfinished, not in the table: {', '.join(missing)}.\n"
+    text += "\n" + _table(records, "value", columns, head)
+    with atomic_path(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    if records:
+        _plot(records, "value", columns, head, out.with_suffix(".png"), logx=args.study == "low-resource")
     print(text)
-    return 0
+    return 1 if missing and not args.report else 0
 
 
 if __name__ == "__main__":

@@ -26,14 +26,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
 import statistics
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from job_queue import run_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
@@ -53,21 +49,6 @@ def train_command(dataset: str, model: str, seed: int, iterative: bool, run: Pat
     return [*cmd, "-o", str(run.relative_to(REPO)), "-q", *extra]
 
 
-def _run_job(cmd: list[str], run: Path, threads: int) -> str:
-    if (run / "results.json").exists():
-        return f"done already: {run.name}"
-    resume = (run / "checkpoints").is_dir()
-    # the kgalign beside this interpreter, so the venv need not be on PATH
-    full = [str(Path(sys.executable).with_name("kgalign")), *cmd[1:], "--resume" if resume else "--force"]
-    run.parent.mkdir(parents=True, exist_ok=True)
-    (run.parent / f"{run.name}.cmd").write_text(shlex.join(cmd) + "\n")
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
-    t0 = time.time()
-    with open(run.parent / f"{run.name}.log", "a") as log:
-        rc = subprocess.run(full, cwd=REPO, env=env, stdout=log, stderr=log).returncode
-    return f"{run.name}: exit {rc} after {time.time() - t0:.0f} s" + (" (resumed)" if resume else "")
-
-
 def cmd_run(args: argparse.Namespace, extra: list[str]) -> None:
     specs = [(d, m, s, args.iterative) for d in args.datasets for s in args.seeds for m in args.models]
     if args.jobs_list:  # explicit DATASET:MODEL:SEED[:it] items, run in the order given
@@ -79,10 +60,7 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> None:
     for dataset, model, seed, iterative in specs:
         run = TABLE / run_name(dataset, model, seed, iterative, args.tag)
         jobs.append((train_command(dataset, model, seed, iterative, run, extra), run))
-    threads = max(1, (os.cpu_count() or 2) // args.jobs)
-    with ThreadPoolExecutor(args.jobs) as pool:
-        for msg in pool.map(lambda job: _run_job(job[0], job[1], threads), jobs):
-            print(msg, file=sys.stderr, flush=True)
+    run_jobs(jobs, args.jobs, REPO)
 
 
 def _metrics(res: dict, split: str, sim: str, direction: str) -> dict:

@@ -122,3 +122,55 @@ def test_mpsea_sensitivity_sweep_end_to_end(tmp_path):
     cfg = json.loads((tmp_path / "w" / "mi_weight_0.5_s1" / "config.json").read_text())
     assert cfg["model"]["mi_weight"] == 0.5
     assert "| mi_weight |" in out.read_text() and out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+TINY_MPSEA = [
+    "--set",
+    "model.hidden=40",
+    "--set",
+    "model.fusion_ffn=40",
+    "--set",
+    "model.outlook_grid=10",
+    "--set",
+    "model.mi_negatives=64",
+]
+
+
+def test_job_queue_resumes_an_interrupted_run_and_skips_a_finished_one(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from job_queue import run_jobs
+    finally:
+        sys.path.pop(0)
+    ds = make_synthetic(tmp_path / "ds", n=60, noise=1.0, seed=2)
+    run = tmp_path / "runs" / "r"
+    cmd = ["kgalign", "train", str(ds), "--model", "mclea", "--epochs", "3", "--eval-every", "1", "--device", "cpu"]
+    cmd += ["--batch-size", "16", "--set", "model.hidden=16", "-o", str(run), "-q"]
+    stop = subprocess.run([sys.executable, "-m", "kgalign.cli", *cmd[1:], "--stop-after", "1"], capture_output=True, text=True, cwd=REPO)
+    assert stop.returncode == 0, stop.stderr
+    assert not (run / "results.json").exists() and (run / "checkpoints").is_dir()
+    (msg,) = run_jobs([(cmd, run)], 1, REPO)
+    assert msg.startswith("r: exit 0 ") and msg.endswith("(resumed)") and (run / "results.json").is_file()
+    epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]  # resumed after epoch 1, nothing trained twice
+    assert (run.parent / "r.cmd").read_text().split() == cmd
+    assert run_jobs([(cmd, run)], 1, REPO) == ["done already: r"]
+
+
+def test_mpsea_ablation_writes_table_plot_and_continues(tmp_path):
+    ds = make_synthetic(tmp_path / "ds", n=60, noise=1.0, seed=2)
+    out = tmp_path / "abl.md"
+    args = ["benchmarks/mpsea_ablate.py", str(ds), "--rows", "full", "w/o CPRL", "w/o image", "--epochs", "2", "--seeds", "0"]
+    args += ["--out", str(out), "--runs-dir", str(tmp_path / "runs"), "--jobs", "2"]
+    args += ["--", "--device", "cpu", "--batch-size", "16", "--eval-every", "2", *TINY_MPSEA]
+    p = _script(*args)
+    assert p.returncode == 0, p.stderr
+    recs = {r["row"]: r for r in map(json.loads, out.with_suffix(".jsonl").read_text().splitlines())}
+    assert set(recs) == {"full", "w/o CPRL", "w/o image"}
+    res = json.loads((tmp_path / "runs" / "wo_CPRL_s0" / "results.json").read_text())
+    assert recs["w/o CPRL"]["test_csls_l2r"] == res["test"]["csls"]["l2r"]
+    assert json.loads((tmp_path / "runs" / "wo_CPRL_s0" / "config.json").read_text())["model"]["cprl"] is False
+    md = out.read_text()
+    assert "| full |" in md and "| w/o CPRL |" in md and out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    again = _script(*args)  # the same command again: nothing retrained
+    assert again.returncode == 0 and again.stderr.count("done already") == len(recs), again.stderr
