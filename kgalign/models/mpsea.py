@@ -61,7 +61,7 @@ class MPSEA(AlignmentModel):
         fusion_heads, fusion_ffn, fusion_dropout: the two fusion transformers (paper: 5 heads).
         fusion_checkpoint: recompute the fusion layers in backward instead of keeping their
             activations (less memory, more time; the results are the same).
-        fusion_input_norm: give every token norm sqrt(d) before the fusion transformers, so a
+        fusion_input_norm: L2-normalise every token before the fusion transformers, so a
             modality's voice does not depend on its encoder's scale.
         unit_mix: mix the unit-length unfused and fused embeddings in the joint, so the level is
             a share of directions rather than of raw scales.
@@ -342,7 +342,7 @@ class MPSEA(AlignmentModel):
             neg = None if pool is None else self._modality_concat([t[k:] for t in both])
         stacked = torch.stack(x, 1)
         if self.fusion_input_norm:  # absent tokens are zero rows and stay zero
-            stacked = F.normalize(stacked, dim=-1) * math.sqrt(self.hidden)
+            stacked = F.normalize(stacked, dim=-1)
         if self.fusion_checkpoint and self.training and torch.is_grad_enabled():
             # Keep none of the fusion layers' activations; recompute them in backward (same RNG for dropout).
             hidden, scores = checkpoint(self._fuse, stacked, mask, use_reentrant=False)
