@@ -3,8 +3,8 @@
     python benchmarks/mpsea_rank_parts.py RUN_DIR
 
 Loads the run's last checkpoint and prints, for every modality, Hits@1 of the unfused embedding ``x_m``
-and of the fused token ``h_m``, then of the joint embedding, with the mean norm of each part
-(docs/models/mpsea.md, "Open problem").
+and of the fused token ``h_m``, then of the joint embedding, with the mean norm of each part, then of the joint rebuilt at each fusion level
+(0 = unfused parts, 1 = fused tokens) for every entity (docs/models/mpsea.md, "Solved" and CPRL's finding).
 """
 
 from __future__ import annotations
@@ -49,6 +49,13 @@ def main(run: str) -> None:
             f"h: H@1 {hits1(h, test):.4f} norm {float(h.norm(dim=-1).mean()):.3f}"
         )
     print(f"joint      H@1 {hits1(out['joint'], test):.4f}; mean weights {[round(w, 3) for w in out.aux['weights'].mean(0).tolist()]}")
+    # The joint rebuilt at one fusion level for every entity, with the model's weights (what CPRL chooses between).
+    xs = [F.normalize(out[m].float(), dim=-1) for m in model.names]
+    hs = [F.normalize(t.float(), dim=-1) for t in hidden.unbind(1)]
+    w = out.aux["weights"].float()
+    for level in (0.0, 0.5, 1.0):
+        parts = [w[:, i : i + 1] * F.normalize((1 - level) * a + level * b, dim=-1) for i, (a, b) in enumerate(zip(xs, hs, strict=True))]
+        print(f"joint at level {level:g}: H@1 {hits1(torch.cat(parts, 1), test):.4f}")
 
 
 if __name__ == "__main__":

@@ -174,3 +174,17 @@ def test_mpsea_ablation_writes_table_plot_and_continues(tmp_path):
     assert "| full |" in md and "| w/o CPRL |" in md and out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     again = _script(*args)  # the same command again: nothing retrained
     assert again.returncode == 0 and again.stderr.count("done already") == len(recs), again.stderr
+
+
+def test_mpsea_rank_parts_ranks_every_part_of_a_checkpoint(tmp_path):
+    ds = make_synthetic(tmp_path / "ds", n=60, noise=1.0, seed=2)
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "kgalign.cli", "train", str(ds), "--model", "mpsea", "--epochs", "2", "--eval-every", "2"]
+    cmd += ["--device", "cpu", "--batch-size", "16", "-o", str(run), "-q", *TINY_MPSEA]
+    assert subprocess.run(cmd, capture_output=True, text=True, cwd=REPO).returncode == 0
+    p = _script("benchmarks/mpsea_rank_parts.py", str(run))
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert [x.split()[0] for x in lines[:3]] == ["graph", "attribute", "image"]
+    assert [x.split(":")[0] for x in lines[-3:]] == ["joint at level 0", "joint at level 0.5", "joint at level 1"]
+    assert all(0.0 <= float(x.split()[-1]) <= 1.0 for x in lines[-3:])
