@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -26,6 +27,15 @@ def runs(tmp_path_factory):
     # a row stopped by the suite's budget: checkpointed after 2 of 4 epochs, no results.json
     train(ds, model="meaformer", out_dir=base / "runs" / "meaformer_bf16", stop_after=2, **kw)
     return base / "runs"
+
+
+def _benchmark_module(name: str):
+    """Import ``benchmarks/NAME.py`` (the scripts import each other as top-level modules)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
 
 
 def _script(*args: str) -> subprocess.CompletedProcess:
@@ -85,11 +95,7 @@ def test_scale_report_fits_growth_exponents_and_plots(tmp_path):
 
 
 def test_mpsea_low_resource_resplit_keeps_test_fixed_and_nests_train(tmp_path):
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        from mpsea_sweeps import resplit
-    finally:
-        sys.path.pop(0)
+    resplit = _benchmark_module("mpsea_sweeps").resplit
     from kgalign.data.store import load_dataset
 
     ds = make_synthetic(tmp_path / "ds", n=200, noise=1.0, seed=1)
@@ -137,11 +143,7 @@ TINY_MPSEA = [
 
 
 def test_job_queue_resumes_an_interrupted_run_and_skips_a_finished_one(tmp_path):
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        from job_queue import run_jobs
-    finally:
-        sys.path.pop(0)
+    run_jobs = _benchmark_module("job_queue").run_jobs
     ds = make_synthetic(tmp_path / "ds", n=60, noise=1.0, seed=2)
     run = tmp_path / "runs" / "r"
     cmd = ["kgalign", "train", str(ds), "--model", "mclea", "--epochs", "3", "--eval-every", "1", "--device", "cpu"]
