@@ -143,3 +143,12 @@ def test_ial_with_shared_teacher_logits_equals_the_teacher_path():
         (direct + reused).backward()
         assert torch.equal(direct, reused) and torch.equal(e1.grad, e2.grad) and e1.grad.abs().sum() > 0
     assert joint.grad is None  # the teacher stays detached
+
+
+def test_masked_softmax_of_a_row_without_modalities_is_zero_with_finite_gradients():
+    logits = torch.randn(3, 4, requires_grad=True)
+    mask = torch.tensor([[True, False, True, True], [False, False, False, False], [False, True, False, False]])
+    w = masked_softmax(logits, mask)
+    assert torch.allclose(w.sum(1), torch.tensor([1.0, 0.0, 1.0])) and (w[~mask] == 0).all()
+    (w * torch.randn(3, 4)).sum().backward()
+    assert torch.isfinite(logits.grad).all() and (logits.grad[1] == 0).all()

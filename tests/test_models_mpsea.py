@@ -335,3 +335,20 @@ def test_fusion_checkpoint_gives_the_same_loss_and_gradients(data):
         grads.append((loss.detach(), {k: p.grad.clone() for k, p in model.named_parameters()}))
     assert torch.allclose(grads[0][0], grads[1][0])
     assert all(torch.allclose(grads[0][1][k], grads[1][1][k], atol=1e-6) for k in grads[0][1])
+
+
+def test_without_structure_an_entity_with_no_modality_stays_finite():
+    inputs, links = _data(40, seed=3)
+    for m in inputs.masks:  # entity 0 has no feature at all, and w/o structure no graph either
+        inputs.masks[m] = inputs.masks[m].clone()
+        inputs.masks[m][0] = False
+    keep = inputs.numeric.entity != 0
+    inputs.numeric = NumericFacts(
+        inputs.numeric.entity[keep], inputs.numeric.attribute[keep], inputs.numeric.value[keep], inputs.numeric.num_attributes
+    )
+    model = _model(inputs, structure=False)
+    out = model()
+    assert torch.isfinite(out["joint"]).all() and (out.aux["weights"][0] == 0).all()
+    total, _ = model.loss(out, links[:20])
+    total.backward()
+    assert torch.isfinite(total) and all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -20,11 +20,14 @@ def masked_softmax(logits: Tensor, mask: Tensor) -> Tensor:
     """Softmax over the last axis with ``mask`` False entries forced to 0.
 
     Args:
-        logits: (..., M); mask: bool (..., M) with at least one True per row.
+        logits: (..., M); mask: bool (..., M).
     Returns:
-        (..., M) float32 weights summing to 1 over the True entries.
+        (..., M) float32 weights summing to 1 over the True entries; a row without any
+        (an entity with no modality at all, e.g. without the structure) is all zeros, not NaN.
     """
-    return torch.softmax(logits.float().masked_fill(~mask, float("-inf")), dim=-1)
+    some = mask.any(-1, keepdim=True)
+    w = torch.softmax(logits.float().masked_fill(~(mask | ~some), float("-inf")), dim=-1)
+    return w * some
 
 
 def weighted_concat(embs: list[Tensor], weights: Tensor) -> Tensor:
