@@ -51,6 +51,9 @@ ROWS: dict[str, tuple[dict, str | None]] = {
     "w/o CPRL": ({"cprl": False}, None),
     "repl.GAT": ({"multi_weight_gat": False}, None),
 }
+# Rows whose switch acts on the image pathway only (the visual prefix, the image FFN): without image
+# features they compute exactly the full model, so they are not run.
+IMAGE_ONLY = {"w/o MMPF-img", "w/o OA", "w/o OC"}
 
 
 def _stored_modalities(dataset: Path) -> list[str]:
@@ -177,6 +180,9 @@ def main(argv=None) -> int:
         dropped = ROWS[row][1]
         if dropped is not None and dropped not in stored:
             skipped[row] = f"no {dropped} features"
+            continue
+        if row in IMAGE_ONLY and "image" not in stored:
+            skipped[row] = "no image features: the switch changes nothing"
             continue
         mods = [m for m in stored if m != dropped]
         for seed in args.seeds:

@@ -190,3 +190,24 @@ def test_mpsea_rank_parts_ranks_every_part_of_a_checkpoint(tmp_path):
     assert [x.split()[0] for x in lines[:3]] == ["graph", "attribute", "image"]
     assert [x.split(":")[0] for x in lines[-3:]] == ["joint at level 0", "joint at level 0.5", "joint at level 1"]
     assert all(0.0 <= float(x.split()[-1]) <= 1.0 for x in lines[-3:])
+
+
+def test_mpsea_ablation_skips_image_rows_without_images(tmp_path):
+    ds = make_synthetic(tmp_path / "ds", n=40, noise=1.0, seed=2, modalities=("attribute",))
+    out = tmp_path / "abl.md"
+    p = _script(
+        "benchmarks/mpsea_ablate.py",
+        str(ds),
+        "--rows",
+        "w/o OA",
+        "w/o MMPF-img",
+        "w/o image",
+        "--out",
+        str(out),
+        "--runs-dir",
+        str(tmp_path / "r"),
+    )
+    assert p.returncode == 0, p.stderr
+    md = out.read_text()
+    assert "| w/o OA | n/a (no image features: the switch changes nothing) |" in md and "| w/o image | n/a (no image features) |" in md
+    assert not (tmp_path / "r").exists()  # nothing trained
