@@ -121,7 +121,9 @@ def _plot(records: list[dict], key: str, columns: list[str], xlabel: str, png: P
                 statistics.stdev(v) if len(v := [r[metric] for r in records if r[key] == x and r["column"] == c]) > 1 else 0.0 for x in xs
             ]
             ax.errorbar(xs, means, yerr=sds, marker="o", capsize=3, label=c)
-    for ax, metric in zip(axes, ("test CSLS l2r Hits@1", "test CSLS l2r MRR"), strict=True):
+    for ax, metric, key in zip(axes, ("test CSLS l2r Hits@1", "test CSLS l2r MRR"), ("hits@1", "mrr"), strict=True):
+        # from 0, so that a flat sweep looks flat (an autoscaled axis would blow up differences of 1e-4)
+        ax.set_ylim(0.0, max(0.05, 1.15 * max(r[key] for r in records)))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
