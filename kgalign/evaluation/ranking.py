@@ -29,6 +29,7 @@ Protocol (documented in docs/evaluation.md):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -151,6 +152,77 @@ class GoldCounts:
         return m.sum(0).long()
 
 
+@dataclass
+class RankingProblem:
+    """What both passes of :func:`evaluate_embeddings` (one process or sharded) work on."""
+
+    A: torch.Tensor  # (n1, d) KG1 candidates, L2-normalised
+    B: torch.Tensor  # (n2, d) KG2 candidates
+    pos1: torch.Tensor  # (L,) row of each link's KG1 end in A
+    pos2: torch.Tensor  # (L,) row of each link's KG2 end in B
+    k1: int
+    k2: int
+    blocks: list
+    gc: GoldCounts
+    dtype: torch.dtype
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        return self.A.shape[0], self.B.shape[0], self.pos1.shape[0]
+
+
+def ranking_problem(emb, links, candidates, kg, exclude, csls_k, block_size, device, max_block_elems, dtype) -> RankingProblem:
+    """Validate the arguments and set up the candidates, the links' positions and the row blocks."""
+    if csls_k < 1:
+        raise ValueError("csls_k must be >= 1")
+    E = normalise(emb, device, dtype)
+    dev = E.device
+    L = as_tensor(links, torch.long, dev).reshape(-1, 2)
+    n = E.shape[0]
+    if L.numel() and (int(L.min()) < 0 or int(L.max()) >= n):
+        raise ValueError(f"link ids must be in [0, {n})")
+    c1, c2 = candidate_sets(L, candidates, kg, n, dev, exclude)
+    n1, n2 = c1.numel(), c2.numel()
+    pos1 = torch.searchsorted(c1, L[:, 0].contiguous())
+    pos2 = torch.searchsorted(c2, L[:, 1].contiguous())
+    order = torch.argsort(pos1, stable=True)
+    blocks = list(row_blocks(n1, n2, block_size, max_block_elems))
+    # 0/1 masks are summed in a float buffer (several times faster than bool sums);
+    # per-block counts are < 2**24 so float32 counts are exact.
+    cdtype = dtype if max(n1, n2) < (1 << 24) else torch.float64
+    buf = torch.empty((blocks[0][1] - blocks[0][0] if blocks else 0, n2), dtype=cdtype, device=dev)
+    gc = GoldCounts(pos1, pos2, order, n1, n2, buf)
+    return RankingProblem(E[c1], E[c2], pos1, pos2, min(csls_k, n2), min(csls_k, n1), blocks, gc, dtype)
+
+
+def gold_thresholds(p: RankingProblem, gold_cos: torch.Tensor, gold_csls: torch.Tensor):
+    """Per-column gold scores for the r2l counts when every KG2 candidate has at most one link, else ``(None, None)``."""
+    if not p.gc.one_per_col:
+        return None, None
+    n2, dev = p.B.shape[0], p.B.device
+    thr_cos = torch.full((n2,), float("inf"), dtype=p.dtype, device=dev)
+    thr_csls = thr_cos.clone()
+    thr_cos[p.pos2] = gold_cos
+    thr_csls[p.pos2] = gold_csls
+    return thr_cos, thr_csls
+
+
+def ranking_result(rank: dict, p: RankingProblem, candidates: str, csls_k: int, ks: Sequence[int], return_ranks: bool) -> dict:
+    """The result dict of :func:`evaluate_embeddings` from ``{(similarity, direction): ranks (L,)}``."""
+    n1, n2, nl = p.sizes
+    out: dict = {}
+    for (m, d), r in sorted(rank.items()):
+        out.setdefault(m, {})[d] = metrics_from_ranks(r, ks)
+    out["protocol"] = protocol_text(candidates, n1, n2, nl, csls_k)
+    out["candidates"] = {"scope": candidates, "kg1": n1, "kg2": n2, "links": nl}
+    if return_ranks:
+        res: dict = {}
+        for (m, d), r in rank.items():
+            res.setdefault(m, {})[d] = r.cpu()
+        out["ranks"] = res
+    return out
+
+
 def evaluate_embeddings(
     emb,
     links,
@@ -177,29 +249,12 @@ def evaluate_embeddings(
     ``dtype=torch.float64`` makes scores exact enough for comparisons with plain code;
     with ``return_ranks`` also ``"ranks": {"cosine": {"l2r": (L,) int64, ...}, ...}``.
     """
-    if csls_k < 1:
-        raise ValueError("csls_k must be >= 1")
-    E = normalise(emb, device, dtype)
-    dev = E.device
-    L = as_tensor(links, torch.long, dev).reshape(-1, 2)
-    n = E.shape[0]
-    if L.numel() and (int(L.min()) < 0 or int(L.max()) >= n):
-        raise ValueError(f"link ids must be in [0, {n})")
-    c1, c2 = candidate_sets(L, candidates, kg, n, dev, exclude)
-    n1, n2, nl = c1.numel(), c2.numel(), L.shape[0]
-    A, B = E[c1], E[c2]
-    pos1 = torch.searchsorted(c1, L[:, 0].contiguous())  # row of each link's KG1 end in A
-    pos2 = torch.searchsorted(c2, L[:, 1].contiguous())  # row of each link's KG2 end in B
-    order = torch.argsort(pos1, stable=True)
-    k1, k2 = min(csls_k, n2), min(csls_k, n1)
-    blocks = list(row_blocks(n1, n2, block_size, max_block_elems))
+    p = ranking_problem(emb, links, candidates, kg, exclude, csls_k, block_size, device, max_block_elems, dtype)
+    A, B, pos1, pos2, k1, k2, blocks, gc = p.A, p.B, p.pos1, p.pos2, p.k1, p.k2, p.blocks, p.gc
+    n1, n2, nl = p.sizes
+    dev = A.device
     # pass 2 reuses pass 1's blocks when the whole matrix fits in cache_elems (saves a matmul)
     keep_blocks = n1 * n2 <= cache_elems
-    # 0/1 masks are summed in a float buffer (several times faster than bool sums);
-    # per-block counts are < 2**24 so float32 counts are exact.
-    cdtype = dtype if max(n1, n2) < (1 << 24) else torch.float64
-    buf = torch.empty((blocks[0][1] - blocks[0][0] if blocks else 0, n2), dtype=cdtype, device=dev)
-    gc = GoldCounts(pos1, pos2, order, n1, n2, buf)
     rank = {}
     gold_cos = torch.empty(nl, dtype=dtype, device=dev)
     rank["cosine", "l2r"] = torch.zeros(nl, dtype=torch.long, device=dev)
@@ -225,12 +280,7 @@ def evaluate_embeddings(
     gold_csls = (gold_cos * 2).sub_(r1[pos1]).sub_(r2[pos2])
 
     # Pass 2: the same blocks again: r2l cosine counts, then CSLS in place: l2r and r2l.
-    thr_cos = thr_csls = None
-    if gc.one_per_col:
-        thr_cos = torch.full((n2,), float("inf"), dtype=dtype, device=dev)
-        thr_csls = thr_cos.clone()
-        thr_cos[pos2] = gold_cos
-        thr_csls[pos2] = gold_csls
+    thr_cos, thr_csls = gold_thresholds(p, gold_cos, gold_csls)
     cnt_cos = torch.zeros(nl, dtype=torch.long, device=dev)
     cnt_csls = torch.zeros(nl, dtype=torch.long, device=dev)
     rank["csls", "l2r"] = torch.zeros(nl, dtype=torch.long, device=dev)
@@ -248,18 +298,7 @@ def evaluate_embeddings(
         del S, C
     rank["cosine", "r2l"] = cnt_cos + 1
     rank["csls", "r2l"] = cnt_csls + 1
-
-    out: dict = {}
-    for (m, d), r in sorted(rank.items()):
-        out.setdefault(m, {})[d] = metrics_from_ranks(r, ks)
-    out["protocol"] = protocol_text(candidates, n1, n2, nl, csls_k)
-    out["candidates"] = {"scope": candidates, "kg1": n1, "kg2": n2, "links": nl}
-    if return_ranks:
-        res: dict = {}
-        for (m, d), r in rank.items():
-            res.setdefault(m, {})[d] = r.cpu()
-        out["ranks"] = res
-    return out
+    return ranking_result(rank, p, candidates, csls_k, ks, return_ranks)
 
 
 def evaluate_alignment(emb1, emb2, **kwargs) -> dict:

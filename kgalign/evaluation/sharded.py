@@ -32,8 +32,8 @@ from typing import Sequence
 
 import torch
 
-from kgalign.evaluation.ranking import DEFAULT_CACHE_ELEMS, GoldCounts, candidate_sets, metrics_from_ranks, protocol_text
-from kgalign.evaluation.similarity import DEFAULT_MAX_BLOCK_ELEMS, as_tensor, blocked_topk, normalise, row_blocks
+from kgalign.evaluation.ranking import DEFAULT_CACHE_ELEMS, GoldCounts, gold_thresholds, ranking_problem, ranking_result
+from kgalign.evaluation.similarity import DEFAULT_MAX_BLOCK_ELEMS, blocked_topk, row_blocks
 
 
 @dataclass(frozen=True)
@@ -182,26 +182,11 @@ def evaluate_embeddings_sharded(
     (same ranks, hence the same Hits@k / MRR / MR; ties pessimistic). A rank keeps at most its own
     blocks for pass 2 (``cache_elems`` counts the whole matrix, as in one process).
     """
-    if csls_k < 1:
-        raise ValueError("csls_k must be >= 1")
-    E = normalise(emb, device, dtype)
-    dev = E.device
-    L = as_tensor(links, torch.long, dev).reshape(-1, 2)
-    n = E.shape[0]
-    if L.numel() and (int(L.min()) < 0 or int(L.max()) >= n):
-        raise ValueError(f"link ids must be in [0, {n})")
-    c1, c2 = candidate_sets(L, candidates, kg, n, dev, exclude)
-    n1, n2, nl = c1.numel(), c2.numel(), L.shape[0]
-    A, B = E[c1], E[c2]
-    pos1 = torch.searchsorted(c1, L[:, 0].contiguous())
-    pos2 = torch.searchsorted(c2, L[:, 1].contiguous())
-    order = torch.argsort(pos1, stable=True)
-    k1, k2 = min(csls_k, n2), min(csls_k, n1)
-    blocks = list(row_blocks(n1, n2, block_size, max_block_elems))
-    cdtype = dtype if max(n1, n2) < (1 << 24) else torch.float64
-    buf = torch.empty((blocks[0][1] - blocks[0][0] if blocks else 0, n2), dtype=cdtype, device=dev)
-    gc = GoldCounts(pos1, pos2, order, n1, n2, buf)
-    p1 = _pass1(A, B, blocks, shard, gc, k1, k2, nl, n1 * n2 <= cache_elems)
+    p = ranking_problem(emb, links, candidates, kg, exclude, csls_k, block_size, device, max_block_elems, dtype)
+    A, B, pos1, pos2, blocks, gc = p.A, p.B, p.pos1, p.pos2, p.blocks, p.gc
+    n1, n2, nl = p.sizes
+    dev = A.device
+    p1 = _pass1(A, B, blocks, shard, gc, p.k1, p.k2, nl, n1 * n2 <= cache_elems)
     row_owner = block_owners(blocks, n1, shard, dev)
     link_owner = row_owner[pos1]
     # the owners' r1 rows and gold cosines, every rank's whole
@@ -211,12 +196,7 @@ def evaluate_embeddings_sharded(
     r2 = p1.r2
     gold_csls = (gold_cos * 2).sub_(r1[pos1]).sub_(r2[pos2])  # the one-process formula on the same values
 
-    thr_cos = thr_csls = None
-    if gc.one_per_col:
-        thr_cos = torch.full((n2,), float("inf"), dtype=dtype, device=dev)
-        thr_csls = thr_cos.clone()
-        thr_cos[pos2] = gold_cos
-        thr_csls[pos2] = gold_csls
+    thr_cos, thr_csls = gold_thresholds(p, gold_cos, gold_csls)
     counts = torch.zeros((2, nl), dtype=torch.long, device=dev)  # r2l: cosine, CSLS
     csls_l2r = torch.zeros(nl, dtype=torch.long, device=dev)
     for b in range(shard.rank, len(blocks), shard.world_size):
@@ -234,17 +214,7 @@ def evaluate_embeddings_sharded(
     rank["cosine", "r2l"] = counts[0] + 1
     rank["csls", "r2l"] = counts[1] + 1
 
-    out: dict = {}
-    for (m, d), r in sorted(rank.items()):
-        out.setdefault(m, {})[d] = metrics_from_ranks(r, ks)
-    out["protocol"] = protocol_text(candidates, n1, n2, nl, csls_k)
-    out["candidates"] = {"scope": candidates, "kg1": n1, "kg2": n2, "links": nl}
-    if return_ranks:
-        res: dict = {}
-        for (m, d), r in rank.items():
-            res.setdefault(m, {})[d] = r.cpu()
-        out["ranks"] = res
-    return out
+    return ranking_result(rank, p, candidates, csls_k, ks, return_ranks)
 
 
 def nearest_sharded(
