@@ -695,6 +695,9 @@ def evaluate_cmd(
     csls_k: int = typer.Option(3, "--csls-k", help="Neighbours in the CSLS correction."),
     block_size: int = typer.Option(4096, "--block-size", help="Rows per similarity block (memory bound)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N [cpu]."),
+    sample: Optional[int] = typer.Option(
+        None, "--sample", help="Rank a seeded sample of N links against every candidate (cosine only): for very large graphs."
+    ),
     links: Optional[Path] = typer.Option(
         None, "--links", help="Score an exported link file (nt, ttl, tsv, alignment, sssom, jsonl) with precision/recall/F1 instead."
     ),
@@ -719,6 +722,8 @@ def evaluate_cmd(
       kgalign evaluate run                      # test links, benchmark protocol
 
       kgalign evaluate run --candidates pool --split valid --json
+
+      kgalign evaluate run --sample 10000       # a million entities: 10k sampled links, exact ranks
 
       kgalign evaluate run --links links.nt     # precision/recall/F1 vs the test links
 
@@ -751,7 +756,15 @@ def evaluate_cmd(
     from kgalign.evaluation.api import evaluate_run, metrics_table
 
     res = run_guarded(
-        evaluate_run, run, split=split, candidates=candidates, csls_k=csls_k, block_size=block_size, device=device, dataset=dataset
+        evaluate_run,
+        run,
+        split=split,
+        candidates=candidates,
+        csls_k=csls_k,
+        block_size=block_size,
+        device=device,
+        dataset=dataset,
+        sample=sample,
     )
     if as_json:
         emit_json(res)

@@ -22,9 +22,13 @@ def evaluate_run(
     block_size: int = 4096,
     device: str | None = None,
     dataset: str | os.PathLike | None = None,
+    sample: int | None = None,
+    seed: int = 0,
 ) -> dict:
-    """Rank metrics of a run's embeddings on one split's links (see ranking.py for the protocol)."""
+    """Rank metrics of a run's embeddings on one split's links (see ranking.py for the protocol);
+    with ``sample``, cosine metrics of that many sampled links (sampled.py)."""
     from kgalign.evaluation.ranking import evaluate_embeddings
+    from kgalign.evaluation.sampled import evaluate_sampled
 
     if split not in SPLITS:
         raise InputError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -32,6 +36,8 @@ def evaluate_run(
         raise InputError(f"--candidates must be test, pool or all, got {candidates!r}")
     if csls_k < 1:
         raise InputError("--csls-k must be >= 1")
+    if sample is not None and sample < 1:
+        raise InputError("--sample must be >= 1")
     if device is not None:
         from kgalign.device import resolve_device
 
@@ -42,17 +48,12 @@ def evaluate_run(
     links = ds.links_for(split)
     if len(links) == 0:
         raise InputError(f"the dataset has no {split} links", str(ds.path))
+    common = dict(candidates=candidates, kg=ds.entity_kg, exclude=ds.links_for("train"), block_size=block_size, device=device)
     try:
-        res = evaluate_embeddings(
-            emb,
-            links,
-            candidates=candidates,
-            kg=ds.entity_kg,
-            exclude=ds.links_for("train"),
-            csls_k=csls_k,
-            block_size=block_size,
-            device=device,
-        )
+        if sample is None:
+            res = evaluate_embeddings(emb, links, csls_k=csls_k, **common)
+        else:
+            res = evaluate_sampled(emb, links, sample=sample, seed=seed, **common)
     except ValueError as exc:
         raise InputError(str(exc), str(ds.path)) from None
     res["split"] = split
@@ -68,7 +69,7 @@ def metrics_table(res: dict) -> str:
 
     ks = [k for k in res["cosine"]["l2r"] if k.startswith("hits@")]
     rows = []
-    for sim in ("cosine", "csls"):
+    for sim in [s for s in ("cosine", "csls") if s in res]:
         for d in ("l2r", "r2l"):
             m = res[sim][d]
             rows.append([sim, d] + [f"{m[k]:.4f}" for k in ks] + [f"{m['mrr']:.4f}", f"{m['mr']:.1f}"])

@@ -343,6 +343,7 @@ class Trainer:
             kg=self.dataset.entity_kg,
             train_links=self.seeds,
             shard=query_shard(self.dist),
+            sample=cfg["eval"]["sample"],
         )
         bar = ProgressBar(t["epochs"], 0, enabled=self.show_progress and main, selection=selection)
         selection.log = bar.log

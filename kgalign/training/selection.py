@@ -92,6 +92,7 @@ class ModelSelection(Callback):
         armed=None,
         log=None,
         shard=None,
+        sample: int | None = None,
     ):
         self.selection = selection
         self.every, self.last_epoch = every, last_epoch
@@ -107,6 +108,7 @@ class ModelSelection(Callback):
         self.timing = {"eval_seconds": 0.0, "evaluations": 0}
         self.message = ""
         self.shard = shard  # a QueryShard under torchrun: each rank ranks its share of the query rows
+        self.sample = sample  # rank a fixed seeded sample of each split's links (cosine only; evaluation/sampled.py)
 
     @property
     def stop_requested(self) -> bool:
@@ -116,6 +118,8 @@ class ModelSelection(Callback):
         """``{split: metrics}`` of joint embeddings (n, D); with a shard, the same result on every rank."""
         from kgalign.evaluation.ranking import evaluate_embeddings
 
+        if self.sample is not None:
+            return self._evaluate_sampled(emb)
         run = evaluate_embeddings
         if self.shard is not None:
             from functools import partial
@@ -133,6 +137,23 @@ class ModelSelection(Callback):
                 csls_k=self.csls_k,
             )
             for name, links in self.splits.items()
+        }
+
+    def _evaluate_sampled(self, emb) -> dict:
+        from kgalign.evaluation.sampled import evaluate_sampled
+
+        # the same sample at every evaluation (seed per split), so the figures compare across epochs
+        return {
+            name: evaluate_sampled(
+                emb,
+                links,
+                sample=self.sample,
+                seed=i,
+                candidates=self.candidates.get(name, "test"),
+                kg=self.kg,
+                exclude=self.train_links,
+            )
+            for i, (name, links) in enumerate(sorted(self.splits.items()))
         }
 
     def on_epoch_end(self, loop, record: dict) -> None:

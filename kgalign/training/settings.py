@@ -9,7 +9,7 @@ The resolved config (saved as ``RUN/config.json``)::
                checkpoint_every, decisions, minibatch, fanout, memory_budget_gib,
                loss_rows_only},
      "iterative": {enabled, start, step, reset_every, add_every, lr_factor, reload_best},
-     "eval": {csls_k, valid_candidates}}
+     "eval": {csls_k, valid_candidates, sample}}
 """
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ ITERATIVE_DEFAULTS: dict[str, Any] = {
 }
 # valid_candidates "pool": valid links are ranked against every entity not in a training link, a pool
 # at least as hard as the test links' own (benchmark) pool, so selection keeps discriminating.
-EVAL_DEFAULTS: dict[str, Any] = {"csls_k": 3, "valid_candidates": "pool"}
+# sample: rank a seeded sample of that many links per split during training (cosine only), for graphs
+# whose full evaluation would cost more than the training (evaluation/sampled.py); null = every link.
+EVAL_DEFAULTS: dict[str, Any] = {"csls_k": 3, "valid_candidates": "pool", "sample": None}
 # Registry ``train_defaults`` key -> our ``train`` key (the reference runs' settings per model).
 _REGISTRY_TRAIN_KEYS = {
     "lr": "lr",
@@ -285,6 +287,14 @@ def _validate(cfg: dict) -> None:
     _check(_is_int(cfg["eval"]["csls_k"]) and cfg["eval"]["csls_k"] >= 1, "eval.csls_k", "expected an integer >= 1")
     vc = cfg["eval"]["valid_candidates"]
     _check(vc in ("pool", "test", "all"), "eval.valid_candidates", f"expected pool, test or all, got {vc!r}")
+    sample = cfg["eval"]["sample"]
+    _check(sample is None or (_is_int(sample) and sample >= 1), "eval.sample", f"expected an integer >= 1 or null, got {sample!r}")
+    _check(
+        sample is None or not str(t["select_metric"]).startswith("csls."),
+        "train.select_metric",
+        "eval.sample ranks by cosine only (CSLS needs every query's neighbours): "
+        f"use a cosine metric, e.g. --select-metric cosine.l2r.mrr (got {t['select_metric']!r})",
+    )
     for key in ("enabled", "reload_best"):
         _check(isinstance(it[key], bool), f"iterative.{key}", f"expected true or false, got {it[key]!r}")
     for key in ("step", "reset_every", "add_every"):
