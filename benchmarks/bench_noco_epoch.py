@@ -45,6 +45,7 @@ def main(argv=None) -> int:
         "--step", choices=["rows", "full"], default="rows", help="rows: per-row modules on the loss's rows (train default); full: all rows"
     )
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--torch-profile", metavar="FILE", help="write torch.profiler's op table (self CPU time) of the last epoch here")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -93,10 +94,20 @@ def main(argv=None) -> int:
     )
     timings = []
     for epoch in range(args.epochs + 1):
+        prof = None
+        if args.torch_profile and epoch == args.epochs:
+            prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True)
+            prof.__enter__()
         c0 = _cpu_seconds()
         t0 = time.perf_counter()
         record = loop.run_epoch()
         loop.epoch += 1
+        if prof is not None:
+            prof.__exit__(None, None, None)
+            table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=40)
+            table += "\n" + prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=40)
+            with open(args.torch_profile, "w", encoding="utf-8") as fh:
+                fh.write(table)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - t0

@@ -9,7 +9,8 @@
 #
 # Each run holds /tmp/kgalign-bigrun.lock (they take up to 8 GB); LOCK_ONCE=1 holds it for the whole series instead, so
 # no other job's run comes between two of these. EPOCHS (default 2) timed epochs after a warm-up; ONLY="label ..."
-# runs those labels alone.
+# runs those labels alone; THREADS (default 2) torch threads per run; PREV=<dir> adds this tree's predecessor
+# (noco-prev, meaformer-prev and their bf16 runs) to isolate one change.
 set -euo pipefail
 if [ "${LOCK_ONCE:-0}" = 1 ] && [ -z "${STEP_COST_LOCKED:-}" ]; then
   exec env STEP_COST_LOCKED=1 flock /tmp/kgalign-bigrun.lock "$0" "$@"
@@ -19,6 +20,7 @@ here=$(realpath "${2:-.}")
 out=$(realpath -m "${OUT:-benchmarks/out/step_cost}")
 py=$(realpath -s "${PYTHON:-.venv/bin/python}")  # -s: keep the venv link
 epochs=${EPOCHS:-2}
+threads=${THREADS:-2}
 mkdir -p "$out"
 
 run() { # label source-dir bench-args...
@@ -28,7 +30,7 @@ run() { # label source-dir bench-args...
   local lock=(flock /tmp/kgalign-bigrun.lock)
   [ -n "${STEP_COST_LOCKED:-}" ] && lock=()
   echo "$(date -u +%H:%M:%S) $label (load $(cut -d' ' -f1 /proc/loadavg))" >&2
-  (cd "$src" && PYTHONPATH="$src" "${lock[@]}" "$py" benchmarks/bench_noco_epoch.py --epochs "$epochs" --json "$@") \
+  (cd "$src" && PYTHONPATH="$src" "${lock[@]}" "$py" benchmarks/bench_noco_epoch.py --epochs "$epochs" --threads "$threads" --json "$@") \
     >"$out/$label.json" 2>"$out/$label.log"
 }
 
@@ -45,6 +47,13 @@ run meaformer-main "$base" --model meaformer
 run noco-no-recompute "$here" --model noco --set joint_from_blocks=false # step 1 alone (with the one-product gram)
 run noco-main-bf16 "$base" --model noco --amp bf16
 run meaformer-main-bf16 "$base" --model meaformer --amp bf16
+if [ -n "${PREV:-}" ]; then
+  prev=$(realpath "$PREV")
+  run noco-prev "$prev" --model noco
+  run meaformer-prev "$prev" --model meaformer
+  run noco-prev-bf16 "$prev" --model noco --amp bf16
+  run meaformer-prev-bf16 "$prev" --model meaformer --amp bf16
+fi
 
 "$py" - "$out" <<'PY'
 import json, pathlib, sys

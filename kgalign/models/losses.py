@@ -60,13 +60,100 @@ def _pair_logits(emb: Tensor, links: Tensor, tau: float) -> tuple[Tensor, Tensor
     return torch.cat([ab, aa], 1), torch.cat([ab.t(), bb], 1)
 
 
+# The fused terms shift their exponentials by the bound 1/tau of cosine logits instead of a max pass; below
+# this temperature exp(-2/tau) could underflow float32 and the plain logsumexp path is taken.
+_FUSED_MIN_TAU = 0.025
+
+
+def _autocast_dtype(t: Tensor) -> torch.dtype:
+    return torch.get_autocast_dtype(t.device.type) if torch.is_autocast_enabled(t.device.type) else t.dtype
+
+
+class _ContrastiveLSE(torch.autograd.Function):
+    """The two denominators of :func:`pair_log_probs` from normalised ``za``, ``zb`` (B, d), in one function.
+
+    ``lse_a[i] = log(sum_j exp(ab_ij) + sum_{j != i} exp(aa_ij))``, ``lse_b[j] = log(sum_i exp(ab_ij) + sum_{i != j}
+    exp(bb_ji))`` with ``ab = za zb^T / tau``, ``aa = za za^T / tau``, ``bb = zb zb^T / tau``. Same mathematics as
+    autograd through ``logsumexp``, with less elementwise work on the (B, B) blocks, which is what the products leave:
+    one exponential per block, shifted by the logits' bound ``1/tau`` (no max pass), kept for backward instead of
+    recomputed; the backward's block gradients are formed once each (``E (w_i + v_j)``), and the symmetric Gram
+    blocks' gradient is symmetric by construction, so no transposed add. Products run in the autocast dtype.
+    """
+
+    @staticmethod
+    def forward(ctx, za: Tensor, zb: Tensor, tau: float) -> tuple[Tensor, Tensor]:
+        dt = _autocast_dtype(za)
+        a, b = za.to(dt), zb.to(dt)
+        shift = 1.0 / tau
+        a_t = a / tau
+        e_ab = (a_t @ b.t()).sub_(shift).exp_()
+        e_aa = (a_t @ a.t()).sub_(shift).exp_()
+        e_bb = ((b / tau) @ b.t()).sub_(shift).exp_()
+        e_aa.diagonal().zero_()  # no self-negative
+        e_bb.diagonal().zero_()
+        d_a = e_ab.sum(1, dtype=torch.float32) + e_aa.sum(1, dtype=torch.float32)
+        d_b = e_ab.sum(0, dtype=torch.float32) + e_bb.sum(1, dtype=torch.float32)
+        ctx.save_for_backward(a, b, e_ab, e_aa, e_bb, d_a, d_b)
+        ctx.tau, ctx.in_dtypes = tau, (za.dtype, zb.dtype)
+        return d_a.log() + shift, d_b.log() + shift
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_a: Tensor, g_b: Tensor):
+        a, b, e_ab, e_aa, e_bb, d_a, d_b = ctx.saved_tensors
+        dt = a.dtype
+        w = (g_a / d_a).to(dt)  # d lse_a[i] / d logit = E / d_a[i]
+        v = (g_b / d_b).to(dt)
+        # the saved exponentials are used once: overwrite them with the logits' gradients
+        g_ab = torch.mul(e_ab, v[None, :]).addcmul_(e_ab, w[:, None])
+        g_aa = torch.mul(e_aa, w[None, :]).addcmul_(e_aa, w[:, None])  # aa's gradient plus its transpose
+        g_bb = torch.mul(e_bb, v[None, :]).addcmul_(e_bb, v[:, None])
+        inv = 1.0 / ctx.tau
+        d_za = (g_ab @ b).add_(g_aa @ a).mul_(inv)
+        d_zb = (g_ab.t() @ a).add_(g_bb @ b).mul_(inv)
+        return d_za.to(ctx.in_dtypes[0]), d_zb.to(ctx.in_dtypes[1]), None
+
+
+class _BlockLSE(torch.autograd.Function):
+    """:class:`_ContrastiveLSE`'s denominators from given logit blocks ``ab``, ``aa``, ``bb`` (B, B) (the last two
+    with ``-inf`` diagonals, left unmodified: other terms read them): one exponential per block, shifted by the
+    bound ``shift`` of the logits, kept for backward."""
+
+    @staticmethod
+    def forward(ctx, ab: Tensor, aa: Tensor, bb: Tensor, shift: float) -> tuple[Tensor, Tensor]:
+        e_ab, e_aa, e_bb = ((x - shift).exp_() for x in (ab, aa, bb))
+        d_a = e_ab.sum(1, dtype=torch.float32) + e_aa.sum(1, dtype=torch.float32)
+        d_b = e_ab.sum(0, dtype=torch.float32) + e_bb.sum(1, dtype=torch.float32)
+        ctx.save_for_backward(e_ab, e_aa, e_bb, d_a, d_b)
+        return d_a.log() + shift, d_b.log() + shift
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_a: Tensor, g_b: Tensor):
+        e_ab, e_aa, e_bb, d_a, d_b = ctx.saved_tensors
+        w = (g_a / d_a).to(e_ab.dtype)
+        v = (g_b / d_b).to(e_ab.dtype)
+        g_ab = torch.mul(e_ab, v[None, :]).addcmul_(e_ab, w[:, None])
+        return g_ab, e_aa.mul_(w[:, None]), e_bb.mul_(v[:, None]), None
+
+
+def _denominators(ab: Tensor, aa: Tensor, bb: Tensor, tau: float) -> tuple[Tensor, Tensor]:
+    """``(lse_a, lse_b)`` (B,) float32 of cosine logit blocks (``|logit| <= 1/tau``), as :class:`_BlockLSE`."""
+    if tau < _FUSED_MIN_TAU:
+        return (
+            torch.logaddexp(torch.logsumexp(ab, 1), torch.logsumexp(aa, 1)).float(),
+            torch.logaddexp(torch.logsumexp(ab, 0), torch.logsumexp(bb, 1)).float(),
+        )
+    return _BlockLSE.apply(ab, aa, bb, 1.0 / tau)
+
+
 def pair_log_probs(emb: Tensor, links: Tensor, tau: float = 0.1, present: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Log alignment probabilities ``log p(a_i -> b_i)`` and ``log p(b_i -> a_i)``.
 
     ``p(a_i -> b_i) = exp(s(a_i, b_i)/tau) / (sum_j exp(s(a_i, b_j)/tau) + sum_{j != i} exp(s(a_i, a_j)/tau))``
     with cosine similarity ``s``; the reverse direction swaps the graphs.
-    Computed block-wise with ``logsumexp`` (no (B, 2B) concatenation or
-    masking passes: this loss runs 11 times per NoCo step).
+    Computed block-wise (no (B, 2B) concatenation or masking passes: this loss runs 11 times per NoCo
+    step), the denominators by :class:`_ContrastiveLSE` when every entity is present.
 
     Args:
         emb: (n, d) embeddings.
@@ -84,6 +171,9 @@ def pair_log_probs(emb: Tensor, links: Tensor, tau: float = 0.1, present: Tensor
     pos = (za * zb).sum(-1) / tau
     if present is None or bool(present[a].all() and present[b].all()):
         valid = torch.ones(len(links), dtype=torch.bool, device=links.device)
+        if tau >= _FUSED_MIN_TAU:
+            lse_a, lse_b = _ContrastiveLSE.apply(za, zb, tau)
+            return pos - lse_a, pos - lse_b, valid
         za_t = za / tau
         ab = za_t @ zb.t()
         scale = tau**-0.5  # z z^T / tau as one symmetric product
@@ -91,9 +181,8 @@ def pair_log_probs(emb: Tensor, links: Tensor, tau: float = 0.1, present: Tensor
         bb = gram(zb * scale)
         aa.diagonal().fill_(float("-inf"))  # matmul outputs: safe to edit in place
         bb.diagonal().fill_(float("-inf"))
-        lp_ab = pos - torch.logaddexp(torch.logsumexp(ab, 1), torch.logsumexp(aa, 1))
-        lp_ba = pos - torch.logaddexp(torch.logsumexp(ab, 0), torch.logsumexp(bb, 1))
-        return lp_ab, lp_ba, valid
+        lse_a, lse_b = _denominators(ab, aa, bb, tau)
+        return pos - lse_a, pos - lse_b, valid
     pa, pb = present[a], present[b]
     valid = pa & pb
     idx = valid.nonzero().squeeze(1)
@@ -220,19 +309,19 @@ class UncertaintyWeights(nn.Module):
         return total
 
 
-def _block_log_probs(ab: Tensor, aa: Tensor, bb: Tensor, pos: Tensor, pa: Tensor | None, pb: Tensor | None, emb: Tensor):
+def _block_log_probs(ab: Tensor, aa: Tensor, bb: Tensor, pos: Tensor, pa: Tensor | None, pb: Tensor | None, emb: Tensor, tau: float):
     """:func:`pair_log_probs` from the (B, B) logit blocks ``za zb^T / tau``, ``za za^T / tau``, ``zb zb^T / tau``
     (the last two with ``-inf`` diagonals).
 
     ``pos``: (B,) positive logits; ``pa``/``pb``: bool (B,) presence of the links' ends, or None (all
     present); ``emb``: the input, to attach a zero result to. The blocks are not modified (the joint
-    term reads them too). Returns ``(lp_ab, lp_ba, valid)`` as :func:`pair_log_probs`.
+    term reads them too); ``tau``: their temperature (``|logit| <= 1/tau``). Returns ``(lp_ab, lp_ba, valid)`` as
+    :func:`pair_log_probs`.
     """
     b = ab.shape[0]
     if pa is None or bool(pa.all() and pb.all()):
-        lp_ab = pos - torch.logaddexp(torch.logsumexp(ab, 1), torch.logsumexp(aa, 1))
-        lp_ba = pos - torch.logaddexp(torch.logsumexp(ab, 0), torch.logsumexp(bb, 1))
-        return lp_ab.float(), lp_ba.float(), torch.ones(b, dtype=torch.bool, device=ab.device)
+        lse_a, lse_b = _denominators(ab, aa, bb, tau)
+        return pos.float() - lse_a, pos.float() - lse_b, torch.ones(b, dtype=torch.bool, device=ab.device)
     valid = pa & pb
     idx = valid.nonzero().squeeze(1)
     zeros = pos.new_zeros(b, dtype=torch.float32)
@@ -329,11 +418,11 @@ def joint_and_modality_log_probs(
     j_ab = _WeightedBlockSum.apply(ua, ub, False, *(blk[0] for blk in blocks))
     j_aa = _WeightedBlockSum.apply(ua, ua, True, *(blk[1] for blk in blocks))
     j_bb = _WeightedBlockSum.apply(ub, ub, True, *(blk[2] for blk in blocks))
-    joint = _block_log_probs(j_ab, j_aa, j_bb, j_ab.diagonal(), None, None, embs[0])[:2]
+    joint = _block_log_probs(j_ab, j_aa, j_bb, j_ab.diagonal(), None, None, embs[0], tau)[:2]
     per_modality = []
     for (ab, aa, bb, pos), present, emb in zip(blocks, presents, embs, strict=True):
         pa, pb = (None, None) if present is None else (present[a], present[bi])
-        per_modality.append(_block_log_probs(ab, aa, bb, pos, pa, pb, emb))
+        per_modality.append(_block_log_probs(ab, aa, bb, pos, pa, pb, emb, tau))
     return joint, per_modality
 
 
