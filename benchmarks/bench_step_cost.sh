@@ -66,6 +66,7 @@ for label, r in rows.items():
     base = rows.get(r["model"] + "-baseline")
     ratio = f"{base['cpu_s_median'] / r['cpu_s_median']:.2f}" if base else "—"
     s = r["median_split_s"]
-    split = " / ".join(str(s.get(k, "—")) for k in ("forward", "loss", "backward", "step"))
+    fwd = f"{s['forward+loss']} (fwd + loss)" if "forward+loss" in s else f"{s.get('forward', '—')} / {s.get('loss', '—')}"
+    split = " / ".join([fwd, *(str(s.get(k, "—")) for k in ("backward", "step"))])
     print(f"| {label} | {r['amp']} | {r['cpu_s_median']} | {r['epoch_s_median']} | {split} | {r['peak_rss_gb']} | {r['load_avg'][0]} | {ratio} |")
 PY

@@ -20,9 +20,29 @@ def _reference(emb: torch.Tensor, links: torch.Tensor, tau: float):
     return F.log_softmax(la, 1).diagonal(), F.log_softmax(lb, 1).diagonal()
 
 
-def _grads(fn, emb, links, tau, weights):
+def _reference_masked(emb: torch.Tensor, links: torch.Tensor, tau: float, present: torch.Tensor):
+    """Anchors: pairs with both ends present (others 0); negatives: the present entities of the batch."""
+    za = F.normalize(emb[links[:, 0]].double(), dim=-1)
+    zb = F.normalize(emb[links[:, 1]].double(), dim=-1)
+    pa, pb = present[links[:, 0]], present[links[:, 1]]
+    eye = torch.eye(len(links), dtype=torch.bool)
+    ninf = float("-inf")
+    ab = za @ zb.t() / tau
+    la = torch.cat([ab.masked_fill(~pb[None, :], ninf), (za @ za.t() / tau).masked_fill(eye | ~pa[None, :], ninf)], 1)
+    lb = torch.cat([ab.t().masked_fill(~pa[None, :], ninf), (zb @ zb.t() / tau).masked_fill(eye | ~pb[None, :], ninf)], 1)
+    valid = pa & pb
+    idx = valid.nonzero().squeeze(1)  # only anchors' rows: an absent anchor's row may be all -inf
+
+    def lse(logits):
+        return torch.zeros(len(links), dtype=torch.float64).index_put((idx,), torch.logsumexp(logits[idx], 1))
+
+    zero = torch.zeros((), dtype=torch.float64)
+    return torch.where(valid, ab.diagonal() - lse(la), zero), torch.where(valid, ab.diagonal() - lse(lb), zero)
+
+
+def _grads(fn, emb, links, tau, weights, **kw):
     e = emb.clone().requires_grad_(True)
-    lp_ab, lp_ba = fn(e, links, tau)[:2]
+    lp_ab, lp_ba = fn(e, links, tau, **kw)[:2]
     ((lp_ab * weights[0]).sum() + (lp_ba * weights[1]).sum()).backward()
     return lp_ab.detach().double(), lp_ba.detach().double(), e.grad.double()
 
@@ -37,6 +57,24 @@ def test_pair_log_probs_matches_the_textbook_loss(tau):
     got = _grads(pair_log_probs, emb, links, tau, weights)
     for r, x in zip(ref, got, strict=True):
         assert torch.allclose(r, x, rtol=1e-4, atol=1e-5), (r - x).abs().max()
+
+
+@pytest.mark.parametrize("tau", [0.1, 0.02])
+def test_absent_entities_are_neither_anchors_nor_negatives(tau):
+    g = torch.Generator().manual_seed(4)
+    emb = torch.randn(90, 16, generator=g)
+    present = torch.rand(90, generator=g) > 0.3
+    emb[~present] = 0.0  # what a modality's encoder gives an entity without it
+    links = torch.stack([torch.arange(30), 40 + torch.randperm(30, generator=g)], 1)
+    weights = torch.rand(2, 30, generator=g)
+    ref = _grads(_reference_masked, emb.double(), links, tau, weights.double(), present=present)
+    got = _grads(pair_log_probs, emb, links, tau, weights, present=present)
+    valid = present[links[:, 0]] & present[links[:, 1]]
+    assert 0 < int(valid.sum()) < 30
+    assert bool((got[0][~valid] == 0).all()) and bool((got[1][~valid] == 0).all())
+    for r, x in zip(ref, got, strict=True):
+        assert torch.allclose(r, x, rtol=1e-4, atol=1e-5), (r - x).abs().max()
+    assert torch.isfinite(got[2]).all()
 
 
 def test_bf16_autocast_stays_close_and_returns_float32():
@@ -56,9 +94,14 @@ def test_bf16_autocast_stays_close_and_returns_float32():
     assert torch.nn.functional.cosine_similarity(e.grad.double().flatten(), ref[2].flatten(), dim=0) > 0.99
 
 
-def test_joint_from_blocks_matches_the_direct_joint_with_fused_denominators():
+@pytest.mark.parametrize("with_absent", [False, True])
+def test_joint_from_blocks_matches_the_direct_joint_with_fused_denominators(with_absent):
     g = torch.Generator().manual_seed(2)
     embs = [torch.randn(60, d, generator=g) for d in (8, 12)]
+    presents = [None, None]
+    if with_absent:
+        presents[1] = torch.rand(60, generator=g) > 0.3
+        embs[1][~presents[1]] = 0.0
     w = torch.rand(60, 2, generator=g)
     links = torch.stack([torch.arange(20), 30 + torch.arange(20)], 1)
 
@@ -67,13 +110,13 @@ def test_joint_from_blocks_matches_the_direct_joint_with_fused_denominators():
 
     es = [e.clone().requires_grad_(True) for e in embs]
     ws = w.clone().requires_grad_(True)
-    (ab, ba), per = joint_and_modality_log_probs(es, ws, links, 0.1)
+    (ab, ba), per = joint_and_modality_log_probs(es, ws, links, 0.1, presents)
     total = ab.sum() + 0.3 * ba.sum() + sum(p[0].sum() + p[1].sum() for p in per)
     total.backward()
     es2 = [e.double().clone().requires_grad_(True) for e in embs]
     ws2 = w.double().clone().requires_grad_(True)
     rab, rba = _reference(joint(es2, ws2), links, 0.1)
-    ref_per = [_reference(e, links, 0.1) for e in es2]
+    ref_per = [_reference(e, links, 0.1) if p is None else _reference_masked(e, links, 0.1, p) for e, p in zip(es2, presents, strict=True)]
     (rab.sum() + 0.3 * rba.sum() + sum(p[0].sum() + p[1].sum() for p in ref_per)).backward()
     assert torch.allclose(ab.double(), rab, atol=1e-5) and torch.allclose(ba.double(), rba, atol=1e-5)
     for a, b in zip([*es, ws], [*es2, ws2], strict=True):

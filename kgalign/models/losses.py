@@ -69,19 +69,38 @@ def _autocast_dtype(t: Tensor) -> torch.dtype:
     return torch.get_autocast_dtype(t.device.type) if torch.is_autocast_enabled(t.device.type) else t.dtype
 
 
+def _mask_and_sum(e_ab: Tensor, e_aa: Tensor, e_bb: Tensor, pa: Tensor | None, pb: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Zero the absent entities' rows and columns of the exponential blocks (in place: they are neither anchors nor
+    negatives) and return the float32 row sums ``d_a`` and column sums ``d_b`` of the denominators."""
+    e_aa.diagonal().zero_()  # no self-negative
+    e_bb.diagonal().zero_()
+    if pa is not None:
+        na, nb = (~pa).nonzero().squeeze(1), (~pb).nonzero().squeeze(1)
+        e_ab.index_fill_(0, na, 0).index_fill_(1, nb, 0)
+        e_aa.index_fill_(0, na, 0).index_fill_(1, na, 0)
+        e_bb.index_fill_(0, nb, 0).index_fill_(1, nb, 0)
+    d_a = e_ab.sum(1, dtype=torch.float32) + e_aa.sum(1, dtype=torch.float32)
+    d_b = e_ab.sum(0, dtype=torch.float32) + e_bb.sum(1, dtype=torch.float32)
+    # an absent anchor's sums are 0: its log-prob is masked out and its gradient is 0 (no 0/0)
+    tiny = torch.finfo(torch.float32).tiny
+    return d_a.clamp_min_(tiny), d_b.clamp_min_(tiny)
+
+
 class _ContrastiveLSE(torch.autograd.Function):
     """The two denominators of :func:`pair_log_probs` from normalised ``za``, ``zb`` (B, d), in one function.
 
     ``lse_a[i] = log(sum_j exp(ab_ij) + sum_{j != i} exp(aa_ij))``, ``lse_b[j] = log(sum_i exp(ab_ij) + sum_{i != j}
-    exp(bb_ji))`` with ``ab = za zb^T / tau``, ``aa = za za^T / tau``, ``bb = zb zb^T / tau``. Same mathematics as
-    autograd through ``logsumexp``, with less elementwise work on the (B, B) blocks, which is what the products leave:
-    one exponential per block, shifted by the logits' bound ``1/tau`` (no max pass), kept for backward instead of
-    recomputed; the backward's block gradients are formed once each (``E (w_i + v_j)``), and the symmetric Gram
-    blocks' gradient is symmetric by construction, so no transposed add. Products run in the autocast dtype.
+    exp(bb_ji))`` with ``ab = za zb^T / tau``, ``aa = za za^T / tau``, ``bb = zb zb^T / tau``, the sums over the
+    present entities when presence masks ``pa``, ``pb`` (B,) are given (rows of absent anchors are meaningless:
+    mask them out). Same mathematics as autograd through ``logsumexp``, with less elementwise work on the (B, B)
+    blocks, which is what the products leave: one exponential per block, shifted by the logits' bound ``1/tau``
+    (no max pass), kept for backward instead of recomputed; the backward's block gradients are formed once each
+    (``E (w_i + v_j)``), and the symmetric Gram blocks' gradient is symmetric by construction, so no transposed
+    add. Products run in the autocast dtype.
     """
 
     @staticmethod
-    def forward(ctx, za: Tensor, zb: Tensor, tau: float) -> tuple[Tensor, Tensor]:
+    def forward(ctx, za: Tensor, zb: Tensor, tau: float, pa: Tensor | None, pb: Tensor | None) -> tuple[Tensor, Tensor]:
         dt = _autocast_dtype(za)
         a, b = za.to(dt), zb.to(dt)
         shift = 1.0 / tau
@@ -89,10 +108,7 @@ class _ContrastiveLSE(torch.autograd.Function):
         e_ab = (a_t @ b.t()).sub_(shift).exp_()
         e_aa = (a_t @ a.t()).sub_(shift).exp_()
         e_bb = ((b / tau) @ b.t()).sub_(shift).exp_()
-        e_aa.diagonal().zero_()  # no self-negative
-        e_bb.diagonal().zero_()
-        d_a = e_ab.sum(1, dtype=torch.float32) + e_aa.sum(1, dtype=torch.float32)
-        d_b = e_ab.sum(0, dtype=torch.float32) + e_bb.sum(1, dtype=torch.float32)
+        d_a, d_b = _mask_and_sum(e_ab, e_aa, e_bb, pa, pb)
         ctx.save_for_backward(a, b, e_ab, e_aa, e_bb, d_a, d_b)
         ctx.tau, ctx.in_dtypes = tau, (za.dtype, zb.dtype)
         return d_a.log() + shift, d_b.log() + shift
@@ -104,26 +120,24 @@ class _ContrastiveLSE(torch.autograd.Function):
         dt = a.dtype
         w = (g_a / d_a).to(dt)  # d lse_a[i] / d logit = E / d_a[i]
         v = (g_b / d_b).to(dt)
-        # the saved exponentials are used once: overwrite them with the logits' gradients
         g_ab = torch.mul(e_ab, v[None, :]).addcmul_(e_ab, w[:, None])
         g_aa = torch.mul(e_aa, w[None, :]).addcmul_(e_aa, w[:, None])  # aa's gradient plus its transpose
         g_bb = torch.mul(e_bb, v[None, :]).addcmul_(e_bb, v[:, None])
         inv = 1.0 / ctx.tau
         d_za = (g_ab @ b).add_(g_aa @ a).mul_(inv)
         d_zb = (g_ab.t() @ a).add_(g_bb @ b).mul_(inv)
-        return d_za.to(ctx.in_dtypes[0]), d_zb.to(ctx.in_dtypes[1]), None
+        return d_za.to(ctx.in_dtypes[0]), d_zb.to(ctx.in_dtypes[1]), None, None, None
 
 
 class _BlockLSE(torch.autograd.Function):
     """:class:`_ContrastiveLSE`'s denominators from given logit blocks ``ab``, ``aa``, ``bb`` (B, B) (the last two
     with ``-inf`` diagonals, left unmodified: other terms read them): one exponential per block, shifted by the
-    bound ``shift`` of the logits, kept for backward."""
+    bound ``shift`` of the logits, kept for backward (and overwritten by the gradients there)."""
 
     @staticmethod
-    def forward(ctx, ab: Tensor, aa: Tensor, bb: Tensor, shift: float) -> tuple[Tensor, Tensor]:
+    def forward(ctx, ab: Tensor, aa: Tensor, bb: Tensor, shift: float, pa: Tensor | None, pb: Tensor | None) -> tuple[Tensor, Tensor]:
         e_ab, e_aa, e_bb = ((x - shift).exp_() for x in (ab, aa, bb))
-        d_a = e_ab.sum(1, dtype=torch.float32) + e_aa.sum(1, dtype=torch.float32)
-        d_b = e_ab.sum(0, dtype=torch.float32) + e_bb.sum(1, dtype=torch.float32)
+        d_a, d_b = _mask_and_sum(e_ab, e_aa, e_bb, pa, pb)
         ctx.save_for_backward(e_ab, e_aa, e_bb, d_a, d_b)
         return d_a.log() + shift, d_b.log() + shift
 
@@ -134,17 +148,17 @@ class _BlockLSE(torch.autograd.Function):
         w = (g_a / d_a).to(e_ab.dtype)
         v = (g_b / d_b).to(e_ab.dtype)
         g_ab = torch.mul(e_ab, v[None, :]).addcmul_(e_ab, w[:, None])
-        return g_ab, e_aa.mul_(w[:, None]), e_bb.mul_(v[:, None]), None
+        return g_ab, e_aa.mul_(w[:, None]), e_bb.mul_(v[:, None]), None, None, None
 
 
 def _denominators(ab: Tensor, aa: Tensor, bb: Tensor, tau: float) -> tuple[Tensor, Tensor]:
-    """``(lse_a, lse_b)`` (B,) float32 of cosine logit blocks (``|logit| <= 1/tau``), as :class:`_BlockLSE`."""
+    """``(lse_a, lse_b)`` (B,) float32 of cosine logit blocks (``|logit| <= 1/tau``), every entity present."""
     if tau < _FUSED_MIN_TAU:
         return (
             torch.logaddexp(torch.logsumexp(ab, 1), torch.logsumexp(aa, 1)).float(),
             torch.logaddexp(torch.logsumexp(ab, 0), torch.logsumexp(bb, 1)).float(),
         )
-    return _BlockLSE.apply(ab, aa, bb, 1.0 / tau)
+    return _BlockLSE.apply(ab, aa, bb, 1.0 / tau, None, None)
 
 
 def pair_log_probs(emb: Tensor, links: Tensor, tau: float = 0.1, present: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
@@ -169,11 +183,22 @@ def pair_log_probs(emb: Tensor, links: Tensor, tau: float = 0.1, present: Tensor
     za = F.normalize(emb[a].float(), dim=-1)
     zb = F.normalize(emb[b].float(), dim=-1)
     pos = (za * zb).sum(-1) / tau
-    if present is None or bool(present[a].all() and present[b].all()):
+    complete = present is None or bool(present[a].all() and present[b].all())
+    if tau >= _FUSED_MIN_TAU:
+        if complete:
+            lse_a, lse_b = _ContrastiveLSE.apply(za, zb, tau, None, None)
+            return pos - lse_a, pos - lse_b, torch.ones(len(links), dtype=torch.bool, device=links.device)
+        pa, pb = present[a], present[b]
+        valid = pa & pb
+        if not bool(valid.any()):
+            attached = pos.new_zeros(len(links)) + emb.sum() * 0.0
+            return attached, attached, valid
+        # anchors: complete pairs; negatives: present entities of the batch
+        lse_a, lse_b = _ContrastiveLSE.apply(za, zb, tau, pa, pb)
+        zero = pos.new_zeros(())
+        return torch.where(valid, pos - lse_a, zero), torch.where(valid, pos - lse_b, zero), valid
+    if complete:
         valid = torch.ones(len(links), dtype=torch.bool, device=links.device)
-        if tau >= _FUSED_MIN_TAU:
-            lse_a, lse_b = _ContrastiveLSE.apply(za, zb, tau)
-            return pos - lse_a, pos - lse_b, valid
         za_t = za / tau
         ab = za_t @ zb.t()
         scale = tau**-0.5  # z z^T / tau as one symmetric product
@@ -323,12 +348,16 @@ def _block_log_probs(ab: Tensor, aa: Tensor, bb: Tensor, pos: Tensor, pa: Tensor
         lse_a, lse_b = _denominators(ab, aa, bb, tau)
         return pos.float() - lse_a, pos.float() - lse_b, torch.ones(b, dtype=torch.bool, device=ab.device)
     valid = pa & pb
+    if not bool(valid.any()):
+        attached = pos.new_zeros(b, dtype=torch.float32) + emb.sum() * 0.0
+        return attached, attached, valid
+    if tau >= _FUSED_MIN_TAU:
+        # anchors: complete pairs; negatives: present entities of the batch
+        lse_a, lse_b = _BlockLSE.apply(ab, aa, bb, 1.0 / tau, pa, pb)
+        p, zero = pos.float(), pos.new_zeros((), dtype=torch.float32)
+        return torch.where(valid, p - lse_a, zero), torch.where(valid, p - lse_b, zero), valid
     idx = valid.nonzero().squeeze(1)
     zeros = pos.new_zeros(b, dtype=torch.float32)
-    if idx.numel() == 0:
-        attached = zeros + emb.sum() * 0.0
-        return attached, attached, valid
-    # Anchors: complete pairs; negatives: present entities of the batch (absent columns -> -inf).
     ninf = float("-inf")
     other_ab = ab[idx].masked_fill(~pb[None, :], ninf)
     same_a = aa[idx].masked_fill(~pa[None, :], ninf)

@@ -1,6 +1,9 @@
 """The optimizers of a run: one per name in the model's ``optimizer_groups()``.
 
-Every optimizer is AdamW with the run's betas and eps. A group's learning rate is
+Every optimizer is AdamW with the run's betas and eps, in torch's fused implementation where the parameters
+allow it (CPU or CUDA floating-point tensors): one pass over each parameter instead of the multi-tensor
+version's temporaries, the same update up to rounding. At a million entities per side the entity table's
+update took 1.35 CPU-s per step multi-tensor and 0.38 fused (docs/benchmarks.md). A group's learning rate is
 ``lr_scale`` times the scheduled rate, its weight decay its own or the run's.
 Clipping applies per optimizer, so an auxiliary network (a policy, an MI
 estimator) cannot eat the main encoders' gradient budget.
@@ -11,6 +14,12 @@ from __future__ import annotations
 import torch
 
 from kgalign.training.checkpoint import add_prefix, optimizer_from_flat, optimizer_to_flat, strip_prefix
+
+
+def _fusable(groups: list[dict]) -> bool:
+    """True when torch's fused AdamW accepts every parameter of ``groups`` (floating point, on CPU or CUDA)."""
+    params = [p for g in groups for p in g["params"]]
+    return bool(params) and all(p.dtype.is_floating_point and p.device.type in ("cpu", "cuda") for p in params)
 
 
 class Optimizers:
@@ -40,7 +49,7 @@ class Optimizers:
             }
             by_name.setdefault(str(g.get("name", "main")), []).append(group)
         self.optimizers: dict[str, torch.optim.Optimizer] = {
-            name: torch.optim.AdamW(gs, lr=lr, betas=betas, eps=eps) for name, gs in sorted(by_name.items())
+            name: torch.optim.AdamW(gs, lr=lr, betas=betas, eps=eps, fused=_fusable(gs) or None) for name, gs in sorted(by_name.items())
         }
 
     @property
