@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from kgalign.evaluation.ranking import candidate_sets, metrics_from_ranks
-from kgalign.evaluation.similarity import DEFAULT_MAX_BLOCK_ELEMS, as_tensor, normalise, row_blocks
+from kgalign.evaluation.similarity import DEFAULT_MAX_BLOCK_ELEMS, as_tensor, row_blocks
 
 
 def sample_rows(n: int, sample: int, seed: int) -> np.ndarray:
@@ -31,6 +31,11 @@ def sample_rows(n: int, sample: int, seed: int) -> np.ndarray:
     if sample >= n:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
+
+
+def _unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """L2-normalise a fresh (indexed) copy in place, as ``F.normalize`` computes it (zero rows stay zero)."""
+    return x.div_(x.norm(2, 1, keepdim=True).clamp_min_(1e-12))
 
 
 def _ranks(Q: torch.Tensor, C: torch.Tensor, gold: torch.Tensor, block_size: int, max_block_elems: int) -> torch.Tensor:
@@ -64,7 +69,11 @@ def evaluate_sampled(
     :func:`~kgalign.evaluation.ranking.evaluate_embeddings`, computed from all L links.
     Returns ``{"cosine": {"l2r": m, "r2l": m}, "protocol": str, "candidates": {..., "sampled": m}}``.
     """
-    E = normalise(emb, device, dtype)
+    # Only the rows read are normalised, one side's candidates at a time: at a million entities per side a full
+    # normalised copy plus both candidate matrices would triple the embeddings' memory.
+    E = as_tensor(emb, dtype) if device is None else as_tensor(emb, dtype, device)
+    if E.dim() != 2:
+        raise ValueError(f"embeddings must be 2-d (n, d), got shape {tuple(E.shape)}")
     dev = E.device
     L = as_tensor(links, torch.long, dev).reshape(-1, 2)
     n = E.shape[0]
@@ -74,9 +83,8 @@ def evaluate_sampled(
     S = L[torch.from_numpy(sample_rows(L.shape[0], sample, seed)).to(dev)]
     pos1 = torch.searchsorted(c1, S[:, 0].contiguous())
     pos2 = torch.searchsorted(c2, S[:, 1].contiguous())
-    A, B = E[c1], E[c2]
-    l2r = _ranks(E[S[:, 0]], B, pos2, block_size, max_block_elems)
-    r2l = _ranks(E[S[:, 1]], A, pos1, block_size, max_block_elems)
+    l2r = _ranks(_unit_rows(E[S[:, 0]]), _unit_rows(E[c2]), pos2, block_size, max_block_elems)
+    r2l = _ranks(_unit_rows(E[S[:, 1]]), _unit_rows(E[c1]), pos1, block_size, max_block_elems)
     n1, n2, m = c1.numel(), c2.numel(), S.shape[0]
     return {
         "cosine": {"l2r": metrics_from_ranks(l2r, ks), "r2l": metrics_from_ranks(r2l, ks)},
