@@ -94,6 +94,26 @@ def test_scale_report_fits_growth_exponents_and_plots(tmp_path):
     assert p.returncode != 0 and "broken.json" in p.stderr and not (tmp_path / "t.png").exists()
 
 
+def test_scale_train_record_turns_a_run_into_scaling_records(runs, tmp_path):
+    log = tmp_path / "time.log"
+    log.write_text("\tUser time (seconds): 12.5\n\tSystem time (seconds): 1.5\n\tMaximum resident set size (kbytes): 2097152\n")
+    out = tmp_path / "scale"
+    p = _script("benchmarks/scale_train_record.py", str(runs / "mclea_off"), "--n", "40", "--time-log", str(log), "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    epoch = json.loads((out / "train_minibatch_epoch-40.json").read_text())
+    total = json.loads((out / "train_minibatch_total-40.json").read_text())
+    res = json.loads((runs / "mclea_off" / "results.json").read_text())
+    records = [json.loads(x) for x in (runs / "mclea_off" / "metrics.jsonl").read_text().splitlines()]
+    secs = sorted(r["seconds"] for r in records)
+    assert epoch["seconds"] == pytest.approx((secs[1] + secs[2]) / 2, abs=0.06)  # median of 4 epochs
+    assert total["seconds"] >= epoch["seconds"] and total["peak_rss_gib"] == 2.0
+    assert total["extra"]["test_hits1"] == res["test"]["csls"]["l2r"]["hits@1"] and total["extra"]["user_s"] == 12.5
+    p = _script("benchmarks/scale_report.py", "--dir", str(out), "-o", str(tmp_path / "s.png"))
+    assert p.returncode == 0, p.stderr
+    p = _script("benchmarks/scale_train_record.py", str(runs / "meaformer_bf16"), "--n", "40", "--out", str(out))
+    assert p.returncode != 0 and "no results.json" in p.stderr
+
+
 def test_mpsea_low_resource_resplit_keeps_test_fixed_and_nests_train(tmp_path):
     resplit = _benchmark_module("mpsea_sweeps").resplit
     from kgalign.data.store import load_dataset

@@ -44,11 +44,13 @@ def test_a_trickling_server_is_cut_off_at_the_total_deadline(tmp_path, image_ds,
     t = time.monotonic()
     r = kg_proc(
         "features", ds, "--modalities", "image", "--image-model", "pixels", "--allow-private-addresses",
-        "--cache-dir", tmp_path / "cache", "--total-timeout", "2", "--retries", "3", "-q", timeout=60,
+        "--cache-dir", tmp_path / "cache", "--total-timeout", "2", "--retries", "3", "-q", timeout=120,
     )  # fmt: skip
     took = time.monotonic() - t
     assert r.returncode == 0, r.stderr
-    assert took < 20, took  # 2 s of download at most (plus start-up), though each byte came within --timeout
+    # 2 s of download at most, though each byte came within --timeout; the trickle itself lasts 14 hours, so the
+    # generous bound only absorbs the start-up on a loaded machine (22 s seen at load 5)
+    assert took < 60, took
     (fail,) = _image_failures(ds)
     assert "timed out" in fail["reason"] and "2 s" in fail["reason"]
     no_temporaries(ds, tmp_path / "cache")
