@@ -71,6 +71,8 @@ def test_training_with_a_sample_selects_on_cosine(ds_path, tmp_path):
         assert set(res[split]) >= {"cosine", "candidates"} and "csls" not in res[split]
         assert res[split]["candidates"]["sampled"] == 10
     assert res["selection"]["metric"] == "cosine.l2r.mrr"
+    r = _train(ds_path, tmp_path / "run2", "--set", "eval.sample=10", "--select-metric", "cosine.l2r.mrr")
+    assert r.exit_code == 0 and "10 sampled links" in r.stdout and "csls" not in r.stdout
     # the same run's embeddings, evaluated by the command with the same sample, give the same test figures
     r = CliRunner().invoke(app, ["evaluate", str(tmp_path / "run"), "--sample", "10", "--json"])
     assert r.exit_code == 0, r.stderr

@@ -62,9 +62,12 @@ class Selection:
 
 
 def pool_text(metrics: dict) -> str:
-    """``"1234 x 1100"``: the KG1 x KG2 candidate counts of an evaluation (its ``candidates`` record)."""
+    """``"1234 x 1100"``: the KG1 x KG2 candidate counts of an evaluation (its ``candidates`` record), with the
+    number of links ranked when they were a sample (``"1234 x 1100, 500 sampled links"``)."""
     c = metrics.get("candidates")
-    return f"{c['kg1']} x {c['kg2']}" if c else "?"
+    if not c:
+        return "?"
+    return f"{c['kg1']} x {c['kg2']}" + (f", {c['sampled']} sampled links" if "sampled" in c else "")
 
 
 class ModelSelection(Callback):
