@@ -185,14 +185,14 @@ class LightEA(AlignmentModel):
         for _ in range(self.rounds):
             new_rel = F.normalize(spmm(g.rel_from_head, ent), dim=1)
             new = spmm(g.adj, ent)
-            new += spmm(g.ent_from_rel, rel)
+            new.addmm_(g.ent_from_rel, rel)  # accumulate in place: no (n, d) temporary
             ent = new.div_(new.norm(dim=1, keepdim=True).clamp_(min=1e-12))  # in place: one n x d buffer less
             rel = new_rel
             rels.append(rel)
-            y += ent @ gaussian(self.ent_dim, width, gen)
+            y.addmm_(ent, gaussian(self.ent_dim, width, gen))  # no (n, width) temporary per round
             count += (ent.abs().sum(1) > 0).float()
             if self.entity_dim:
-                z += ent @ gaussian(self.ent_dim, self.entity_dim, gen)
+                z.addmm_(ent, gaussian(self.ent_dim, self.entity_dim, gen))
         del ent
         y /= count.clamp(min=1).sqrt()[:, None]  # as if the rounds' concatenation had been normalised first
         rel_all = F.normalize(torch.cat(rels, 1), dim=1)
