@@ -3,7 +3,7 @@
 # thread, batch 1024, fan-out 5, 6 epochs, evaluation of 3,000 sampled links per split every 2 epochs (cosine),
 # under /usr/bin/time -v (peak RSS, CPU seconds). Extra arguments go to `kgalign train` (e.g. --resume).
 #
-#   benchmarks/scale_train.sh /work/scale-data/synth-1m benchmarks/out/mbrows/train-1m 2> train-1m.log
+#   benchmarks/scale_train.sh /work/scale-data/synth-1m benchmarks/out/mbrows/train-1m 2>> train-1m.log   # append: a resumed run adds its own
 #   python benchmarks/scale_train_record.py benchmarks/out/mbrows/train-1m --n 1000000 --time-log train-1m.log
 set -euo pipefail
 ds=$1 run=$2

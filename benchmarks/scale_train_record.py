@@ -21,19 +21,22 @@ from pathlib import Path
 
 
 def time_v(path: Path) -> dict:
-    """Peak RSS (GiB) and user/system CPU seconds from ``/usr/bin/time -v`` output; {} when absent."""
+    """Peak RSS (GiB) and user/system CPU seconds from ``/usr/bin/time -v`` output; {} when absent.
+
+    A log appended to by several processes (a run resumed with ``--resume``) gives the largest peak and the summed
+    CPU seconds."""
     if not path or not path.is_file():
         return {}
     text = path.read_text(encoding="utf-8", errors="replace")
     out = {}
-    for key, pat in (
-        ("peak_rss_gib", r"Maximum resident set size \(kbytes\): (\d+)"),
-        ("user_s", r"User time \(seconds\): ([\d.]+)"),
-        ("sys_s", r"System time \(seconds\): ([\d.]+)"),
-    ):
-        m = re.search(pat, text)
-        if m:
-            out[key] = float(m.group(1)) / (2**20 if key == "peak_rss_gib" else 1)
+    rss = [float(v) for v in re.findall(r"Maximum resident set size \(kbytes\): (\d+)", text)]
+    if rss:
+        out["peak_rss_gib"] = max(rss) / 2**20
+    for key, pat in (("user_s", r"User time \(seconds\): ([\d.]+)"), ("sys_s", r"System time \(seconds\): ([\d.]+)")):
+        vals = [float(v) for v in re.findall(pat, text)]
+        if vals:
+            out[key] = sum(vals)
+    out["processes"] = len(rss)
     return out
 
 
@@ -45,10 +48,12 @@ def records(run: Path, n: int, timing: dict) -> list[dict]:
     selected = res["selection"]["epoch"]
     evals = [m for m in metrics if "test" in m]
     sim = "csls" if "csls" in res["test"] else "cosine"
-    test, valid = res["test"][sim]["l2r"], res["valid"][sim]["l2r"]
+    test = res["test"][sim]["l2r"]
+    valid = res["valid"][sim]["l2r"] if res.get("valid") else {"hits@1": None, "mrr": None}
     eval_s = float(res.get("seconds_per_evaluation") or 0.0)
     to_plateau = sum(m["seconds"] for m in epochs if m["epoch"] <= selected) + eval_s * sum(1 for m in evals if m["epoch"] <= selected)
     t = cfg["train"]
+    env = json.loads((run / "env.json").read_text(encoding="utf-8")) if (run / "env.json").is_file() else {}
     extra = {
         "mode": "minibatch" if res.get("minibatch") else "full",
         "model": res["model"],
@@ -72,7 +77,7 @@ def records(run: Path, n: int, timing: dict) -> list[dict]:
         "n_per_side": n,
         "triples_per_side": None,
         "peak_rss_gib": round(timing.get("peak_rss_gib", res["peak_memory"]["max_rss_mib"] / 1024), 3),
-        "threads": 1,
+        "threads": env.get("torch_threads"),
         "load": "see the run's note",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime((run / "results.json").stat().st_mtime)),
         "command": (run / "config.json").as_posix(),

@@ -237,6 +237,29 @@ def test_stop_after_then_resume(ds_path, tmp_path):
     assert r.exit_code == 0 and "3/3 epochs" in r.stdout
 
 
+def test_resume_accepts_a_run_started_before_a_config_key_was_added(ds_path, tmp_path):
+    from kgalign import rundir
+
+    run = tmp_path / "run"
+    base = ["train", str(ds_path), "-m", "mclea", "-o", str(run), "--epochs", "3", "--device", "cpu", "--set", "model.hidden=16", "-q"]
+    r = _runner().invoke(app, base + ["--stop-after", "1"])
+    assert r.exit_code == 0, r.stderr
+    # what an older kgalign wrote: no eval.sample in the config, and the checkpoint hashed without it
+    cfg = json.loads((run / "config.json").read_text())
+    del cfg["eval"]["sample"]
+    (run / "config.json").write_text(json.dumps(cfg))
+    meta_path = run / "checkpoints" / "last.json"
+    meta = json.loads(meta_path.read_text())
+    meta["config_hash"] = rundir.run_config_hash(cfg)
+    meta_path.write_text(json.dumps(meta))
+    r = _runner().invoke(app, base[:-1] + ["--resume"])
+    assert r.exit_code == 0, r.stderr
+    assert "3/3 epochs" in r.stdout and "eval.sample were added" in r.stderr
+    # a key the run did set still counts
+    r = _runner().invoke(app, base[:-1] + ["--set", "train.lr=0.01", "--resume", "-q"])
+    assert r.exit_code == 2 and "train.lr" in r.stderr
+
+
 def test_help_has_an_example():
     r = _runner().invoke(app, ["train", "--help"])
     assert r.exit_code == 0 and "Example" in r.stdout and "--select-on" in r.stdout

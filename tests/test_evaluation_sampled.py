@@ -81,6 +81,10 @@ def test_training_with_a_sample_selects_on_cosine(ds_path, tmp_path):
     for d in ("l2r", "r2l"):
         for k, v in res["test"]["cosine"][d].items():
             assert ev["cosine"][d][k] == pytest.approx(v, abs=1e-6)
+    r = CliRunner().invoke(app, ["evaluate", str(tmp_path / "run"), "--sample", "10", "--split", "valid", "--candidates", "pool", "--json"])
+    assert r.exit_code == 0, r.stderr
+    for k, v in res["valid"]["cosine"]["l2r"].items():  # the same valid sample as training's
+        assert json.loads(r.stdout)["cosine"]["l2r"][k] == pytest.approx(v, abs=1e-6)
     r = CliRunner().invoke(app, ["evaluate", str(tmp_path / "run"), "--sample", "10"])
     assert r.exit_code == 0 and "cosine" in r.stdout and "csls" not in r.stdout
 

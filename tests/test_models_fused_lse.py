@@ -94,6 +94,24 @@ def test_bf16_autocast_stays_close_and_returns_float32():
     assert torch.nn.functional.cosine_similarity(e.grad.double().flatten(), ref[2].flatten(), dim=0) > 0.99
 
 
+@pytest.mark.parametrize("tau", [0.1, 0.05, 0.03])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_autocast_keeps_losses_and_gradients_close(tau, dtype):
+    g = torch.Generator().manual_seed(5)
+    emb = torch.randn(200, 64, generator=g)
+    present = torch.rand(200, generator=g) > 0.2
+    links = torch.stack([torch.arange(64), 100 + torch.arange(64)], 1)
+    for pres in (None, present):
+        ref = _grads(pair_log_probs, emb, links, tau, torch.ones(2, 64), present=pres)
+        e = emb.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=dtype):
+            lp_ab, lp_ba, valid = pair_log_probs(e, links, tau, pres)
+        (lp_ab.sum() + lp_ba.sum()).backward()
+        assert torch.isfinite(lp_ab).all() and torch.isfinite(e.grad).all()
+        assert (lp_ab.double() - ref[0]).abs().max() < 0.15
+        assert F.cosine_similarity(e.grad.double().flatten(), ref[2].flatten(), dim=0) > 0.99
+
+
 @pytest.mark.parametrize("with_absent", [False, True])
 def test_joint_from_blocks_matches_the_direct_joint_with_fused_denominators(with_absent):
     g = torch.Generator().manual_seed(2)

@@ -121,6 +121,13 @@ def test_train_writes_a_run_selected_on_valid_and_is_deterministic(ds_path, tmp_
     assert r["train_links"] == {"seed": 90, "bootstrapped": len(rows) - 90}
 
 
+def test_train_with_a_sampled_evaluation(ds_path, tmp_path):
+    kw = dict(device="cpu", features=False, iterations=1, seed=7, eval__sample=20, select_metric="cosine.l2r.mrr")
+    r = train(ds_path, model="lightea", out_dir=tmp_path / "s", **kw).results
+    assert "csls" not in r["test"] and r["test"]["candidates"]["sampled"] == 20 and r["valid"]["candidates"]["sampled"] == 20
+    assert r["selection"]["metric"] == "cosine.l2r.mrr"
+
+
 def test_bad_options_are_bad_input(ds_path):
     inputs = build_inputs(load_dataset(ds_path), load_features(ds_path))
     for bad, match in [

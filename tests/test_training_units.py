@@ -184,3 +184,28 @@ def test_keeping_the_previous_checkpoint_twice_leaves_no_temporary(tmp_path):
     _keep_previous(tmp_path, "last")  # as the killed save did
     save_checkpoint(tmp_path, {"a": torch.ones(2) * 3}, {"epoch": 3})
     assert sorted(os.listdir(tmp_path)) == ["last.json", "last.safetensors", "prev.json", "prev.safetensors"]
+
+
+def test_adamw_runs_fused_and_a_checkpoint_from_the_unfused_version_resumes_fused():
+    from kgalign.training.optim import Optimizers
+
+    def make():
+        torch.manual_seed(0)
+        lin = torch.nn.Linear(4, 3)
+        return lin, Optimizers([{"params": list(lin.parameters())}], lr=1e-2, weight_decay=1e-4, betas=(0.9, 0.999), eps=1e-8)
+
+    lin, opt = make()
+    assert all(g["fused"] for g in opt.optimizers["main"].param_groups)
+    lin(torch.ones(2, 4)).sum().backward()
+    opt.step(torch.amp.GradScaler("cpu", enabled=False), grad_clip=1.0)
+    tensors, meta = opt.state_dict()
+    for g in meta["main"]["param_groups"]:  # what the multi-tensor version wrote
+        g["fused"], g["foreach"] = None, None
+    lin2, opt2 = make()
+    opt2.load_state_dict(tensors, meta)
+    group = opt2.optimizers["main"].param_groups[0]
+    assert group["fused"] is True and not group["foreach"]
+    st = opt2.optimizers["main"].state[group["params"][0]]
+    assert torch.equal(st["exp_avg"], opt.optimizers["main"].state[opt.optimizers["main"].param_groups[0]["params"][0]]["exp_avg"])
+    lin2(torch.ones(2, 4)).sum().backward()
+    opt2.step(torch.amp.GradScaler("cpu", enabled=False), grad_clip=1.0)  # steps with the loaded state

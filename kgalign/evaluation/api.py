@@ -23,12 +23,12 @@ def evaluate_run(
     device: str | None = None,
     dataset: str | os.PathLike | None = None,
     sample: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> dict:
     """Rank metrics of a run's embeddings on one split's links (see ranking.py for the protocol);
     with ``sample``, cosine metrics of that many sampled links (sampled.py)."""
     from kgalign.evaluation.ranking import evaluate_embeddings
-    from kgalign.evaluation.sampled import evaluate_sampled
+    from kgalign.evaluation.sampled import SPLIT_SEEDS, evaluate_sampled
 
     if split not in SPLITS:
         raise InputError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -53,7 +53,8 @@ def evaluate_run(
         if sample is None:
             res = evaluate_embeddings(emb, links, csls_k=csls_k, **common)
         else:
-            res = evaluate_sampled(emb, links, sample=sample, seed=seed, **common)
+            # by default the sample training ranked for this split
+            res = evaluate_sampled(emb, links, sample=sample, seed=SPLIT_SEEDS[split] if seed is None else seed, **common)
     except ValueError as exc:
         raise InputError(str(exc), str(ds.path)) from None
     res["split"] = split

@@ -7,6 +7,9 @@ the KG1 end of a sampled link ranks every KG2 candidate (l2r) and its KG2 end ev
 (r2l), with the same candidate sets as :func:`~kgalign.evaluation.ranking.evaluate_embeddings`
 (the whole split's ends, the pool, or all). The cost is ``m x (n1 + n2) x d`` for m sampled links.
 
+The ranks are those of the full evaluation up to the float32 rounding of the block products: with exact ties
+(duplicate embeddings) the two block layouts can round a tied score differently.
+
 Only cosine is computed: CSLS's candidate-side term needs every query's neighbours, which is the
 full matrix again; estimating it from the sample would change the statistic, so it is not offered.
 Hits@k and MRR are then estimates of the full figures with standard error about
@@ -22,6 +25,10 @@ import torch
 
 from kgalign.evaluation.ranking import candidate_sets, metrics_from_ranks
 from kgalign.evaluation.similarity import DEFAULT_MAX_BLOCK_ELEMS, as_tensor, row_blocks
+
+# The seed of each split's sample, shared by training's evaluations and `kgalign evaluate --sample`, so both rank the
+# same links of a split.
+SPLIT_SEEDS = {"test": 0, "valid": 1}
 
 
 def sample_rows(n: int, sample: int, seed: int) -> np.ndarray:
@@ -44,7 +51,7 @@ def _ranks(Q: torch.Tensor, C: torch.Tensor, gold: torch.Tensor, block_size: int
     for s, e in row_blocks(Q.shape[0], C.shape[0], block_size, max_block_elems):
         S = Q[s:e] @ C.T
         g = S.gather(1, gold[s:e, None])
-        out[s:e] = (S >= g).sum(1)
+        out[s:e] = (~(S < g)).sum(1)  # >=, and a NaN gold score ranks last
     return out
 
 

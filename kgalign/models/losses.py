@@ -69,6 +69,15 @@ def _autocast_dtype(t: Tensor) -> torch.dtype:
     return torch.get_autocast_dtype(t.device.type) if torch.is_autocast_enabled(t.device.type) else t.dtype
 
 
+def _exp_dtype(dtype: torch.dtype, tau: float) -> torch.dtype:
+    """The dtype the shifted exponentials are formed and kept in: the products' bfloat16 (its exponent range
+    holds ``exp(-2/tau)``; its rounding of ``logit - 1/tau`` is below the logits' own for tau >= 0.05), float32
+    for float16 (``exp(-20)`` underflows it, and the backward's ``g / d`` overflows) and for smaller tau."""
+    if dtype == torch.float16 or (dtype == torch.bfloat16 and tau < 0.05):
+        return torch.float32
+    return dtype
+
+
 def _mask_and_sum(e_ab: Tensor, e_aa: Tensor, e_bb: Tensor, pa: Tensor | None, pb: Tensor | None) -> tuple[Tensor, Tensor]:
     """Zero the absent entities' rows and columns of the exponential blocks (in place: they are neither anchors nor
     negatives) and return the float32 row sums ``d_a`` and column sums ``d_b`` of the denominators."""
@@ -102,12 +111,13 @@ class _ContrastiveLSE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, za: Tensor, zb: Tensor, tau: float, pa: Tensor | None, pb: Tensor | None) -> tuple[Tensor, Tensor]:
         dt = _autocast_dtype(za)
+        et = _exp_dtype(dt, tau)
         a, b = za.to(dt), zb.to(dt)
         shift = 1.0 / tau
         a_t = a / tau
-        e_ab = (a_t @ b.t()).sub_(shift).exp_()
-        e_aa = (a_t @ a.t()).sub_(shift).exp_()
-        e_bb = ((b / tau) @ b.t()).sub_(shift).exp_()
+        e_ab = (a_t @ b.t()).to(et).sub_(shift).exp_()
+        e_aa = (a_t @ a.t()).to(et).sub_(shift).exp_()
+        e_bb = ((b / tau) @ b.t()).to(et).sub_(shift).exp_()
         d_a, d_b = _mask_and_sum(e_ab, e_aa, e_bb, pa, pb)
         ctx.save_for_backward(a, b, e_ab, e_aa, e_bb, d_a, d_b)
         ctx.tau, ctx.in_dtypes = tau, (za.dtype, zb.dtype)
@@ -117,12 +127,12 @@ class _ContrastiveLSE(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, g_a: Tensor, g_b: Tensor):
         a, b, e_ab, e_aa, e_bb, d_a, d_b = ctx.saved_tensors
-        dt = a.dtype
-        w = (g_a / d_a).to(dt)  # d lse_a[i] / d logit = E / d_a[i]
-        v = (g_b / d_b).to(dt)
-        g_ab = torch.mul(e_ab, v[None, :]).addcmul_(e_ab, w[:, None])
-        g_aa = torch.mul(e_aa, w[None, :]).addcmul_(e_aa, w[:, None])  # aa's gradient plus its transpose
-        g_bb = torch.mul(e_bb, v[None, :]).addcmul_(e_bb, v[:, None])
+        dt, et = a.dtype, e_ab.dtype
+        w = (g_a / d_a).to(et)  # d lse_a[i] / d logit = E / d_a[i]
+        v = (g_b / d_b).to(et)
+        g_ab = torch.mul(e_ab, v[None, :]).addcmul_(e_ab, w[:, None]).to(dt)
+        g_aa = torch.mul(e_aa, w[None, :]).addcmul_(e_aa, w[:, None]).to(dt)  # aa's gradient plus its transpose
+        g_bb = torch.mul(e_bb, v[None, :]).addcmul_(e_bb, v[:, None]).to(dt)
         inv = 1.0 / ctx.tau
         d_za = (g_ab @ b).add_(g_aa @ a).mul_(inv)
         d_zb = (g_ab.t() @ a).add_(g_bb @ b).mul_(inv)
@@ -132,11 +142,14 @@ class _ContrastiveLSE(torch.autograd.Function):
 class _BlockLSE(torch.autograd.Function):
     """:class:`_ContrastiveLSE`'s denominators from given logit blocks ``ab``, ``aa``, ``bb`` (B, B) (the last two
     with ``-inf`` diagonals, left unmodified: other terms read them): one exponential per block, shifted by the
-    bound ``shift`` of the logits, kept for backward (and overwritten by the gradients there)."""
+    bound ``shift`` of the logits, kept for backward (and overwritten by the gradients there: once differentiable,
+    a second backward through the same graph is refused by autograd's version check)."""
 
     @staticmethod
     def forward(ctx, ab: Tensor, aa: Tensor, bb: Tensor, shift: float, pa: Tensor | None, pb: Tensor | None) -> tuple[Tensor, Tensor]:
-        e_ab, e_aa, e_bb = ((x - shift).exp_() for x in (ab, aa, bb))
+        et = _exp_dtype(ab.dtype, 1.0 / shift)
+        e_ab, e_aa, e_bb = (x.to(et, copy=True).sub_(shift).exp_() for x in (ab, aa, bb))
+        ctx.dtypes = (ab.dtype, aa.dtype, bb.dtype)
         d_a, d_b = _mask_and_sum(e_ab, e_aa, e_bb, pa, pb)
         ctx.save_for_backward(e_ab, e_aa, e_bb, d_a, d_b)
         return d_a.log() + shift, d_b.log() + shift
@@ -148,7 +161,8 @@ class _BlockLSE(torch.autograd.Function):
         w = (g_a / d_a).to(e_ab.dtype)
         v = (g_b / d_b).to(e_ab.dtype)
         g_ab = torch.mul(e_ab, v[None, :]).addcmul_(e_ab, w[:, None])
-        return g_ab, e_aa.mul_(w[:, None]), e_bb.mul_(v[:, None]), None, None, None
+        t_ab, t_aa, t_bb = ctx.dtypes
+        return g_ab.to(t_ab), e_aa.mul_(w[:, None]).to(t_aa), e_bb.mul_(v[:, None]).to(t_bb), None, None, None
 
 
 def _denominators(ab: Tensor, aa: Tensor, bb: Tensor, tau: float) -> tuple[Tensor, Tensor]:

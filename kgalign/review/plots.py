@@ -67,8 +67,13 @@ def _get(d: dict, dotted: str):
     return d
 
 
-def eval_curves(path: Path, records: list[dict], selected_epoch: int | None, metrics=("csls.l2r.hits@1", "csls.l2r.mrr")) -> Path:
-    """Valid and test metrics at each evaluation; the selected epoch marked."""
+def eval_curves(path: Path, records: list[dict], selected_epoch: int | None, metrics=None) -> Path:
+    """Valid and test metrics at each evaluation (CSLS l2r Hits@1 and MRR; cosine for a sampled evaluation, which
+    has no CSLS); the selected epoch marked."""
+    if metrics is None:
+        csls = any(isinstance(r.get(s), dict) and "csls" in r[s] for r in records for s in ("valid", "test"))
+        sim = "csls" if csls else "cosine"
+        metrics = (f"{sim}.l2r.hits@1", f"{sim}.l2r.mrr")
     plt = _plt()
     lines = []
     for split, style in (("valid", "-"), ("test", "--")):
@@ -100,7 +105,8 @@ def hits_at_k(path: Path, results: dict) -> Path:
     plt = _plt()
     fig, axes = plt.subplots(1, len(splits), figsize=(SIZE[0], SIZE[1]), squeeze=False, sharey=True)
     ks = ("hits@1", "hits@5", "hits@10")
-    groups = [(sim, d) for sim in ("cosine", "csls") for d in ("l2r", "r2l")]
+    # a sampled evaluation has cosine only: no empty CSLS bars
+    groups = [(sim, d) for sim in ("cosine", "csls") if any(sim in results[s] for s in splits) for d in ("l2r", "r2l")]
     width = 0.8 / len(groups)
     for ax, split in zip(axes[0], splits, strict=True):
         x = np.arange(len(ks))

@@ -55,6 +55,12 @@ def run_training_free(trainer):
         log.warning(TEST_SELECTION_WARNING)
 
     from kgalign.evaluation.ranking import evaluate_embeddings
+    from kgalign.evaluation.sampled import SPLIT_SEEDS, evaluate_sampled
+
+    def evaluate_split(emb, split: str, links) -> dict:
+        if cfg["eval"]["sample"] is not None:  # a large graph: a seeded sample of the links, cosine only
+            return evaluate_sampled(emb, links, sample=cfg["eval"]["sample"], seed=SPLIT_SEEDS.get(split, 0), candidates="test")
+        return evaluate_embeddings(emb, links, candidates="test", csls_k=cfg["eval"]["csls_k"])
 
     sel = Selection(t["select_on"], t["select_metric"], patience=0)
     splits = {s: links for s, links in trainer.splits.items() if len(links)}
@@ -67,7 +73,7 @@ def run_training_free(trainer):
         fit_seconds += time.perf_counter() - t0
         t1 = time.perf_counter()
         emb = trainer.model.embed()
-        evals = {s: evaluate_embeddings(emb, lk, candidates="test", csls_k=cfg["eval"]["csls_k"]) for s, lk in splits.items()}
+        evals = {s: evaluate_split(emb, s, lk) for s, lk in splits.items()}
         eval_seconds += time.perf_counter() - t1
         record = {"epoch": rounds, "round": rounds, "train_links": len(links), "bootstrapped": int((source > 0).sum()), **evals}
         value = metric_value(evals[sel.split], sel.metric) if sel.split in evals else None

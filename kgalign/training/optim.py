@@ -90,4 +90,9 @@ class Optimizers:
         if sorted(meta) != sorted(self.optimizers):
             raise ValueError(f"checkpoint has optimizers {sorted(meta)}, the model declares {sorted(self.optimizers)}")
         for name, opt in self.optimizers.items():
-            opt.load_state_dict(optimizer_from_flat(strip_prefix(tensors, f"{name}."), meta[name]))
+            state = optimizer_from_flat(strip_prefix(tensors, f"{name}."), meta[name])
+            for group in state["param_groups"]:
+                # the implementation is this process's choice, not the checkpoint's (one written before AdamW ran
+                # fused would otherwise resume unfused); the update is the same
+                group["fused"], group["foreach"] = opt.defaults["fused"], opt.defaults["foreach"]
+            opt.load_state_dict(state)

@@ -37,7 +37,7 @@ from kgalign.training.loop import TrainingInterrupted, TrainingLoop
 from kgalign.training.results import TEST_SELECTION_WARNING, build_results
 from kgalign.training.seeding import seed_everything
 from kgalign.training.selection import ModelSelection, Selection
-from kgalign.training.settings import build_config
+from kgalign.training.settings import build_config, with_new_defaults
 
 log = logging.getLogger("kgalign.training")
 
@@ -100,6 +100,7 @@ class Trainer:
         self.show_progress = progress
         self.stop_after = stop_after
         self.chash = ""  # after the data are loaded: the stored modalities complete the config
+        self.legacy_hash: str | None = None  # a resumed run's hash from before config keys were added
         self.dist = dist_from_env()
         self.device: torch.device | None = None
         self.dataset = None
@@ -287,7 +288,12 @@ class Trainer:
             if not cfg_path.is_file():
                 raise MissingResourceError(f"{out}: no run to resume (no {rundir.CONFIG}); start it without --resume")
             old = rundir.read_json(cfg_path)
-            if rundir.run_config_hash(old) != self.chash:
+            old_hash = rundir.run_config_hash(old)
+            if old_hash != self.chash and rundir.run_config_hash(with_new_defaults(old)) == self.chash:
+                # only keys added since the run started differ, at their defaults: its checkpoint is still ours
+                log.warning("resuming a run started before %s were added (at their defaults)", ", ".join(self._new_keys(old)))
+                self.legacy_hash = old_hash
+            elif old_hash != self.chash:
                 diff = diff_configs(old, self.cfg, rundir.HASH_EXCLUDE)
                 raise InputError(
                     "--resume with a different configuration than the run was started with; "
@@ -446,9 +452,15 @@ class Trainer:
         results = self._finish(loop, selection)
         return TrainResult(self.out, cfg, True, loop.epoch, results)
 
+    def _new_keys(self, old: dict) -> list[str]:
+        from kgalign.config import flatten
+
+        have = flatten(old)
+        return sorted(k for k in flatten(with_new_defaults(old)) if k not in have) or ["no keys"]
+
     def _check_checkpoint(self, meta: dict) -> None:
         path = str(self.out / rundir.CHECKPOINTS / "last.json")
-        if meta.get("config_hash") != self.chash:
+        if meta.get("config_hash") not in (self.chash, self.legacy_hash):
             raise InputError("checkpoint was written with a different configuration (config hash differs)", path)
         if bool(meta.get("minibatch", False)) != self.minibatch:
             raise InputError(

@@ -143,7 +143,7 @@ class ModelSelection(Callback):
         }
 
     def _evaluate_sampled(self, emb) -> dict:
-        from kgalign.evaluation.sampled import evaluate_sampled
+        from kgalign.evaluation.sampled import SPLIT_SEEDS, evaluate_sampled
 
         # the same sample at every evaluation (seed per split), so the figures compare across epochs
         return {
@@ -151,12 +151,12 @@ class ModelSelection(Callback):
                 emb,
                 links,
                 sample=self.sample,
-                seed=i,
+                seed=SPLIT_SEEDS.get(name, 0),
                 candidates=self.candidates.get(name, "test"),
                 kg=self.kg,
                 exclude=self.train_links,
             )
-            for i, (name, links) in enumerate(sorted(self.splits.items()))
+            for name, links in self.splits.items()
         }
 
     def on_epoch_end(self, loop, record: dict) -> None:

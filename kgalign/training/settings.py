@@ -95,6 +95,18 @@ def defaults() -> dict:
     }
 
 
+def with_new_defaults(old: dict) -> dict:
+    """``old`` (a run's saved config) with the ``train``, ``iterative`` and ``eval`` keys it lacks filled with today's
+    defaults: keys added to kgalign after the run started, so ``--resume`` accepts the run when that is all that
+    differs. Model options are not filled (a new model option may change what is computed)."""
+    out = copy.deepcopy(old)
+    for section, defs in (("train", TRAIN_DEFAULTS), ("iterative", ITERATIVE_DEFAULTS), ("eval", EVAL_DEFAULTS)):
+        if isinstance(out.get(section), dict):
+            for key, value in defs.items():
+                out[section].setdefault(key, copy.deepcopy(value))
+    return out
+
+
 def build_config(
     dataset: str | os.PathLike | None,
     model: str | None,
