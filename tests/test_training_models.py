@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -117,6 +118,20 @@ def test_iterative_adds_mostly_correct_pairs_without_peeking(ds_path, tmp_path):
     assert (tmp_path / "b" / "train_links.tsv").read_text() == (tmp_path / "a" / "train_links.tsv").read_text()
     assert np.array_equal(np.load(tmp_path / "a" / "embeddings.npy"), np.load(tmp_path / "b" / "embeddings.npy"))
     assert res2.results["valid"] is None and res2.results["test"] is None
+
+
+def test_early_stopping_waits_for_the_first_bootstrapped_addition(ds_path, tmp_path):
+    # patience 1 evaluation (2 epochs) against additions every 6 epochs, and weights frozen from the start of
+    # iterative training (lr x 1e-12), so no evaluation improves: armed at the start, the run would stop at epoch 6,
+    # before anything was added
+    kw = dict(FAST, epochs=30, eval_every=2, patience=1, iterative=True, iterative__start=4, iterative__step=2)
+    kw.update(iterative__lr_factor=1e-12)
+    kw.update(iterative__reset_every=6, iterative__add_every=6, **small("meaformer"))
+    res = train(ds_path, model="meaformer", out_dir=tmp_path / "a", **kw)
+    records = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    added = [r["epoch"] for r in records if r.get("bootstrap", {}).get("added")]
+    assert added and added[0] == 10 and res.results["train_links"]["bootstrapped"] > 0
+    assert res.results["epochs_run"] == 12  # stopped by the first evaluation without improvement after it
 
 
 def test_bf16_autocast_trains_on_cpu(ds_path, tmp_path):

@@ -136,6 +136,7 @@ class Bootstrapping(Callback):
         self.notify = notify or (lambda msg: log.info("%s", msg))
         self.shard = shard  # QueryShard under torchrun (the search's rows split across ranks)
         self.started = False
+        self.additions = 0  # bootstrapped additions so far (early stopping is armed from the first)
         self.candidates = torch.zeros((0, 2), dtype=torch.long)
 
     def on_epoch_start(self, loop) -> None:
@@ -153,7 +154,9 @@ class Bootstrapping(Callback):
         self.started = True
 
     def armed(self) -> bool:
-        return self.started
+        """Early stopping counts from the first addition: before it the training links are still the seeds, and a
+        patience shorter than ``add_every`` would stop the run before bootstrapping added anything."""
+        return self.started and self.additions > 0
 
     def _without_excluded(self, pairs: torch.Tensor) -> torch.Tensor:
         if self.excluded is None or len(pairs) == 0:
@@ -180,14 +183,18 @@ class Bootstrapping(Callback):
             loop.links = np.concatenate([loop.links, new])
             loop.source = np.concatenate([loop.source, np.full(len(new), loop.epoch, dtype=np.int64)])
             self.candidates = torch.zeros((0, 2), dtype=torch.long)
+            self.additions += 1
+            if self.selection is not None:  # new training links: the patience counter starts over
+                self.selection.selection.bad_evals = 0
             info["added"] = len(new)
             self.notify(f"epoch {loop.epoch}: added {len(new)} bootstrapped pairs ({len(loop.links)} training links now)")
         if info:
             record["bootstrap"] = info
 
     def state_dict(self):
-        return {"il.candidates": self.candidates}, {"il_started": self.started}
+        return {"il.candidates": self.candidates}, {"il_started": self.started, "il_additions": self.additions}
 
     def load_state_dict(self, tensors, meta) -> None:
         self.candidates = tensors.get("il.candidates", torch.zeros((0, 2), dtype=torch.long)).long()
         self.started = bool(meta["il_started"])
+        self.additions = int(meta.get("il_additions", 0))
