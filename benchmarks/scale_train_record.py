@@ -40,7 +40,7 @@ def time_v(path: Path) -> dict:
     return out
 
 
-def records(run: Path, n: int, timing: dict) -> list[dict]:
+def records(run: Path, n: int, timing: dict, load: str | None = None) -> list[dict]:
     res = json.loads((run / "results.json").read_text(encoding="utf-8"))
     cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -54,6 +54,11 @@ def records(run: Path, n: int, timing: dict) -> list[dict]:
     to_plateau = sum(m["seconds"] for m in epochs if m["epoch"] <= selected) + eval_s * sum(1 for m in evals if m["epoch"] <= selected)
     t = cfg["train"]
     env = json.loads((run / "env.json").read_text(encoding="utf-8")) if (run / "env.json").is_file() else {}
+    manifest = Path(cfg["dataset"], "manifest.json")
+    triples = None
+    if manifest.is_file():
+        counts = json.loads(manifest.read_text(encoding="utf-8"))["counts"]
+        triples = round((counts["kg1"]["relation_triples"] + counts["kg2"]["relation_triples"]) / 2)
     extra = {
         "mode": "minibatch" if res.get("minibatch") else "full",
         "model": res["model"],
@@ -75,12 +80,12 @@ def records(run: Path, n: int, timing: dict) -> list[dict]:
     }
     base = {
         "n_per_side": n,
-        "triples_per_side": None,
+        "triples_per_side": triples,
         "peak_rss_gib": round(timing.get("peak_rss_gib", res["peak_memory"]["max_rss_mib"] / 1024), 3),
         "threads": env.get("torch_threads"),
-        "load": "see the run's note",
+        "load": load or "not recorded",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime((run / "results.json").stat().st_mtime)),
-        "command": (run / "config.json").as_posix(),
+        "command": f"benchmarks/scale_train.sh {cfg['dataset']} {run}",
         "extra": extra,
     }
     per_epoch = statistics.median(m["seconds"] for m in epochs)
@@ -96,11 +101,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, required=True, help="entities per side")
     ap.add_argument("--time-log", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/scale"))
+    ap.add_argument("--load", default=None, help="the load average during the run, as text (it is not in the run directory)")
     args = ap.parse_args()
     if not (args.run / "results.json").is_file():
         raise SystemExit(f"error: {args.run}: no results.json (the run has not finished)")
     args.out.mkdir(parents=True, exist_ok=True)
-    for rec in records(args.run, args.n, time_v(args.time_log)):
+    for rec in records(args.run, args.n, time_v(args.time_log), args.load):
         path = args.out / f"{rec['stage']}-{args.n}.json"
         path.write_text(json.dumps(rec, indent=2) + "\n", encoding="utf-8")
         print(path, rec["seconds"], rec["peak_rss_gib"])
