@@ -171,17 +171,24 @@ class RankingProblem:
         return self.A.shape[0], self.B.shape[0], self.pos1.shape[0]
 
 
+def links_and_candidates(E: torch.Tensor, links, candidates: str, kg, exclude) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``links`` as a (L, 2) long tensor on ``E``'s device, checked against ``E``'s (n, d) rows, and the sorted KG1
+    and KG2 candidate ids (:func:`candidate_sets`)."""
+    L = as_tensor(links, torch.long, E.device).reshape(-1, 2)
+    n = E.shape[0]
+    if L.numel() and (int(L.min()) < 0 or int(L.max()) >= n):
+        raise ValueError(f"link ids must be in [0, {n})")
+    c1, c2 = candidate_sets(L, candidates, kg, n, E.device, exclude)
+    return L, c1, c2
+
+
 def ranking_problem(emb, links, candidates, kg, exclude, csls_k, block_size, device, max_block_elems, dtype) -> RankingProblem:
     """Validate the arguments and set up the candidates, the links' positions and the row blocks."""
     if csls_k < 1:
         raise ValueError("csls_k must be >= 1")
     E = normalise(emb, device, dtype)
+    L, c1, c2 = links_and_candidates(E, links, candidates, kg, exclude)
     dev = E.device
-    L = as_tensor(links, torch.long, dev).reshape(-1, 2)
-    n = E.shape[0]
-    if L.numel() and (int(L.min()) < 0 or int(L.max()) >= n):
-        raise ValueError(f"link ids must be in [0, {n})")
-    c1, c2 = candidate_sets(L, candidates, kg, n, dev, exclude)
     n1, n2 = c1.numel(), c2.numel()
     pos1 = torch.searchsorted(c1, L[:, 0].contiguous())
     pos2 = torch.searchsorted(c2, L[:, 1].contiguous())

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from kgalign.evaluation.ranking import candidate_sets, metrics_from_ranks
+from kgalign.evaluation.ranking import links_and_candidates, metrics_from_ranks
 from kgalign.evaluation.similarity import DEFAULT_MAX_BLOCK_ELEMS, as_tensor, row_blocks
 
 # The seed of each split's sample, shared by training's evaluations and `kgalign evaluate --sample`, so both rank the
@@ -82,11 +82,7 @@ def evaluate_sampled(
     if E.dim() != 2:
         raise ValueError(f"embeddings must be 2-d (n, d), got shape {tuple(E.shape)}")
     dev = E.device
-    L = as_tensor(links, torch.long, dev).reshape(-1, 2)
-    n = E.shape[0]
-    if L.numel() and (int(L.min()) < 0 or int(L.max()) >= n):
-        raise ValueError(f"link ids must be in [0, {n})")
-    c1, c2 = candidate_sets(L, candidates, kg, n, dev, exclude)
+    L, c1, c2 = links_and_candidates(E, links, candidates, kg, exclude)
     S = L[torch.from_numpy(sample_rows(L.shape[0], sample, seed)).to(dev)]
     pos1 = torch.searchsorted(c1, S[:, 0].contiguous())
     pos2 = torch.searchsorted(c2, S[:, 1].contiguous())
