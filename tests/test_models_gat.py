@@ -104,6 +104,12 @@ def test_dropout_is_off_in_eval_mode():
     assert torch.equal(layer(x, graph), layer(x, graph))
 
 
+def test_a_tiny_graph_with_more_edges_than_cells_matches_gatconv():
+    # 0 -> 1 twice plus the self loops: 5 stored entries in a 2 x 2 matrix (torch's SDDMM refuses nnz > cells)
+    assert_same_as_gatconv(2, torch.tensor([[0, 0, 1], [1, 1, 0]]), 5, 1, 1, False, seed=0)
+    assert_same_as_gatconv(2, torch.tensor([[0, 0, 1, 1], [1, 1, 0, 0]]), 4, 3, 2, True, seed=1)
+
+
 def test_block_spmm_gradcheck():
     edges = random_edges(9, 25, torch.Generator().manual_seed(6))
     graph = CSRGraph(edges, 9)

@@ -136,7 +136,12 @@ class _BlockSpMM(torch.autograd.Function):
         with torch.autocast(dense.device.type, enabled=False):
             if ctx.needs_input_grad[0]:
                 # dL/dA_ij = <grad_i, X_j>, only at the stored entries (SDDMM).
-                g_values = torch.sparse.sampled_addmm(index.matrix(values), grad, dense.t(), beta=0.0).values()
+                rows, cols = index.shape
+                if values.numel() <= rows * cols:
+                    g_values = torch.sparse.sampled_addmm(index.matrix(values), grad, dense.t(), beta=0.0).values()
+                else:  # more stored entries than cells (a tiny graph with duplicate edges): torch's SDDMM refuses it
+                    row_of = torch.repeat_interleave(torch.arange(rows, device=grad.device), index.crow.diff())
+                    g_values = (grad[row_of] * dense[index.col]).sum(1)
             if ctx.needs_input_grad[1]:
                 g_dense = index.matrix_t(values) @ grad
         return g_values, g_dense, None
