@@ -14,6 +14,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def _autocast_dtype(t: Tensor) -> torch.dtype:
+    """The dtype ``@`` computes in for ``t`` under the current autocast state."""
+    return torch.get_autocast_dtype(t.device.type) if torch.is_autocast_enabled(t.device.type) else t.dtype
+
+
 class _Gram(torch.autograd.Function):
     """``z z^T`` whose backward is one product, ``(g + g^T) z``, instead of autograd's two (``g z`` and ``g^T z``).
 
@@ -22,8 +27,7 @@ class _Gram(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z: Tensor) -> Tensor:
-        dt = torch.get_autocast_dtype(z.device.type) if torch.is_autocast_enabled(z.device.type) else z.dtype
-        zc = z.to(dt)
+        zc = z.to(_autocast_dtype(z))
         ctx.save_for_backward(zc)
         ctx.in_dtype = z.dtype
         return zc @ zc.t()
@@ -63,10 +67,6 @@ def _pair_logits(emb: Tensor, links: Tensor, tau: float) -> tuple[Tensor, Tensor
 # The fused terms shift their exponentials by the bound 1/tau of cosine logits instead of a max pass; below
 # this temperature exp(-2/tau) could underflow float32 and the plain logsumexp path is taken.
 _FUSED_MIN_TAU = 0.025
-
-
-def _autocast_dtype(t: Tensor) -> torch.dtype:
-    return torch.get_autocast_dtype(t.device.type) if torch.is_autocast_enabled(t.device.type) else t.dtype
 
 
 def _exp_dtype(dtype: torch.dtype, tau: float) -> torch.dtype:

@@ -456,7 +456,7 @@ class Trainer:
         from kgalign.config import flatten
 
         have = flatten(old)
-        return sorted(k for k in flatten(with_new_defaults(old)) if k not in have) or ["no keys"]
+        return sorted(k for k in flatten(with_new_defaults(old)) if k not in have)
 
     def _check_checkpoint(self, meta: dict) -> None:
         path = str(self.out / rundir.CHECKPOINTS / "last.json")
